@@ -1,0 +1,68 @@
+"""The application factory: settings in, application out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from . import handlers, middleware
+from .keys import SETTINGS, STORAGE
+from .settings import Settings
+from .storage import Storage
+
+log = logging.getLogger("service.app")
+
+
+def create_app(settings: Settings, redis: Redis | None = None) -> web.Application:
+    """Build the application; open `redis` from the settings unless given one.
+
+    A client passed in stays open after the application stops: its owner
+    closes it.
+    """
+    app = web.Application(
+        middlewares=[middleware.aws_errors],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_storage_context(redis))
+    for name, handler in handlers.OPERATIONS.items():
+        app.router.add_post(f"/{name}", handler)
+    return app
+
+
+def open_redis(settings: Settings) -> Redis:
+    """A client for the configured Redis, or the embedded in-memory store."""
+    if settings.redis_url is None:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis()
+    # Fail fast: a request must not wait out long timeouts and many retries.
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        health_check_interval=30,
+    )
+
+
+def _storage_context(redis: Redis | None):
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        client = redis if redis is not None else open_redis(settings)
+        if settings.embedded and redis is None:
+            log.warning(
+                "no HPO_REDIS_URL: using the embedded store; "
+                "data lives in memory only and is lost on exit"
+            )
+        app[STORAGE] = Storage(client)
+        yield
+        if redis is None:
+            await client.aclose()
+
+    return context

@@ -1,0 +1,154 @@
+"""One coroutine per operation: parse, validate, query, shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import errors, schemas, storage, tokens
+from .keys import SETTINGS, STORAGE
+
+_LIST_INPUT = schemas.ListTrainingJobsInput()
+_CREATE_INPUT = schemas.CreateTuningJobInput()
+_PUT_INPUT = schemas.PutTrainingJobsInput()
+_DELETE_INPUT = schemas.DeleteTuningJobInput()
+_ALL_STATUSES = tuple(range(len(schemas.STATUSES)))
+_EMPTY = b"{}"
+
+
+async def list_training_jobs(request: web.Request) -> web.Response:
+    """ListTrainingJobsForTuningJob: one page, in the order and filter asked."""
+    params = await _input(request, _LIST_INPUT)
+    secret = request.app[SETTINGS].token_secret
+    by_score = "sort_by" in params
+    query = _query_identity(params)
+    cursor = tokens.Cursor("")
+    if params.get("next_token"):
+        cursor = tokens.read(secret, query, params["next_token"])
+
+    limit = params["max_results"]
+    status = params.get("status")
+    page = await _or_not_found(
+        request.app[STORAGE].list_page(
+            params["account"],
+            params["tuning_job"],
+            by_score=by_score,
+            descending=params["sort_order"] == "Descending",
+            statuses=(schemas.STATUSES.index(status),) if status else _ALL_STATUSES,
+            limit=limit + 1,
+            after=cursor.name,
+            after_score=cursor.score,
+        ),
+        params["tuning_job"],
+    )
+
+    rows = page.rows[:limit]
+    parts = [storage.split_record(stored) for _, stored in rows]
+    next_token = None
+    if len(page.rows) > limit:
+        last_score = float(parts[-1][2]) if by_score else None
+        last = tokens.Cursor(rows[-1][0].decode(), last_score)
+        next_token = tokens.issue(secret, query, last)
+
+    objective = schemas.objective_prefix(page.metric_name, page.objective_type)
+    items = [
+        schemas.summary(name, *part, objective)
+        for (name, _), part in zip(rows, parts, strict=True)
+    ]
+    return _json(schemas.summaries_page(items, next_token))
+
+
+async def create_tuning_job(request: web.Request) -> web.Response:
+    """CreateTuningJob: idempotent for the same objective."""
+    params = await _input(request, _CREATE_INPUT)
+    try:
+        await request.app[STORAGE].create_tuning_job(
+            params["account"],
+            params["tuning_job"],
+            params["metric_name"],
+            params["objective_type"],
+        )
+    except storage.Conflict:
+        raise errors.ResourceInUse(
+            f"Tuning job '{params['tuning_job']}' already exists with another "
+            "objective"
+        ) from None
+    return _json(_EMPTY)
+
+
+async def put_training_jobs(request: web.Request) -> web.Response:
+    """PutTrainingJobs: upsert a whole batch, atomically."""
+    params = await _input(request, _PUT_INPUT)
+    jobs = [
+        storage.TrainingJob(
+            name=job["name"],
+            status=schemas.STATUSES.index(job["status"]),
+            hyperparameters=job["hyperparameters"],
+            retried_attempt=job["retried_attempt"],
+            value=job.get("value"),
+        )
+        for job in params["training_jobs"]
+    ]
+    written = await _or_not_found(
+        request.app[STORAGE].put_training_jobs(
+            params["account"], params["tuning_job"], jobs
+        ),
+        params["tuning_job"],
+    )
+    return _json(schemas.put_result(written))
+
+
+async def delete_tuning_job(request: web.Request) -> web.Response:
+    """DeleteTuningJob: the tuning job and all of its training jobs."""
+    params = await _input(request, _DELETE_INPUT)
+    await _or_not_found(
+        request.app[STORAGE].delete_tuning_job(
+            params["account"], params["tuning_job"]
+        ),
+        params["tuning_job"],
+    )
+    return _json(_EMPTY)
+
+
+OPERATIONS = {
+    "ListTrainingJobsForTuningJob": list_training_jobs,
+    "CreateTuningJob": create_tuning_job,
+    "PutTrainingJobs": put_training_jobs,
+    "DeleteTuningJob": delete_tuning_job,
+}
+
+
+async def _input(request: web.Request, schema: Any) -> dict[str, Any]:
+    body = await request.read()
+    try:
+        decoded = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        raise errors.ValidationError("Request body is not valid JSON") from None
+    return schemas.load(schema, decoded)
+
+
+def _query_identity(params: dict[str, Any]) -> bytes:
+    """What a NextToken is bound to: everything but MaxResults and the token."""
+    fields = (
+        params["account"],
+        params["tuning_job"],
+        params.get("sort_by", ""),
+        params["sort_order"],
+        params.get("status", ""),
+    )
+    return "\0".join(fields).encode()
+
+
+async def _or_not_found(pending: Any, tuning_job: str) -> Any:
+    try:
+        return await pending
+    except storage.NotFound:
+        raise errors.ResourceNotFound(
+            f"Tuning job '{tuning_job}' does not exist"
+        ) from None
+
+
+def _json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")

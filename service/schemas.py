@@ -1,0 +1,354 @@
+"""Request schemas and response shapes: the only module that spells AWS names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from marshmallow import RAISE, Schema, fields, validate, validates
+from marshmallow import ValidationError as SchemaError
+
+from . import errors
+
+STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+SORT_BY_METRIC = "FinalObjectiveMetricValue"
+SORT_ORDERS = ("Ascending", "Descending")
+OBJECTIVE_TYPES = ("Minimize", "Maximize")
+
+TUNING_JOB_PATTERN = "^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+TRAINING_JOB_PATTERN = "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+ACCOUNT_PATTERN = "^[0-9]{12}$"
+MAX_NEXT_TOKEN_CHARS = 8192
+MAX_RETRIED_ATTEMPT = 2**31 - 1
+
+_NOT_NULL = "Member must not be null"
+_VALUE_CHARS_SHOWN = 128
+
+
+def _type_errors(kind: str) -> dict[str, str]:
+    return {
+        "required": _NOT_NULL,
+        "null": _NOT_NULL,
+        "invalid": f"Member must be of type {kind}",
+        "type": f"Member must be of type {kind}",
+    }
+
+
+def _length(low: int | None = None, high: int | None = None) -> list:
+    rules = []
+    if low is not None:
+        message = f"Member must have length greater than or equal to {low}"
+        rules.append(validate.Length(min=low, error=message))
+    if high is not None:
+        message = f"Member must have length less than or equal to {high}"
+        rules.append(validate.Length(max=high, error=message))
+    return rules
+
+
+def _range(low: int | None = None, high: int | None = None) -> list:
+    rules = []
+    if low is not None:
+        message = f"Member must have value greater than or equal to {low}"
+        rules.append(validate.Range(min=low, error=message))
+    if high is not None:
+        message = f"Member must have value less than or equal to {high}"
+        rules.append(validate.Range(max=high, error=message))
+    return rules
+
+
+def _pattern(shown: str) -> validate.Regexp:
+    # `$` also matches before a trailing newline; `\Z` anchors at the very end.
+    anchored = shown.removesuffix("$") + r"\Z"
+    message = f"Member must satisfy regular expression pattern: {shown}"
+    # marshmallow formats error texts with str.format: keep the braces literal.
+    message = message.replace("{", "{{").replace("}", "}}")
+    return validate.Regexp(anchored, error=message)
+
+
+def _one_of(choices: tuple[str, ...]) -> validate.OneOf:
+    message = f"Member must satisfy enum value set: [{', '.join(choices)}]"
+    return validate.OneOf(choices, error=message)
+
+
+def _string(key: str, *rules: Any, **options: Any) -> fields.String:
+    return fields.String(
+        data_key=key,
+        validate=list(rules),
+        error_messages=_type_errors("string"),
+        **options,
+    )
+
+
+def _integer(key: str, *rules: Any, **options: Any) -> fields.Integer:
+    return fields.Integer(
+        data_key=key,
+        strict=True,
+        validate=list(rules),
+        error_messages=_type_errors("integer"),
+        **options,
+    )
+
+
+class _FiniteNumber(fields.Float):
+    """A JSON number: not a string, not a boolean, never NaN or infinite."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        number = float(value)
+        if not math.isfinite(number):
+            raise self.make_error("special")
+        return number
+
+
+class _Input(Schema):
+    """Base of every operation's input: unknown members are refused."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {  # noqa: RUF012 - marshmallow reads this class attribute
+        "unknown": "Member is not defined in the input shape",
+        "type": "Member must be of type structure",
+    }
+
+
+def _account() -> fields.String:
+    return _string(
+        "AwsAccountId", *_length(12, 12), _pattern(ACCOUNT_PATTERN), required=True
+    )
+
+
+def _tuning_job() -> fields.String:
+    return _string(
+        "TuningJobName", *_length(1, 32), _pattern(TUNING_JOB_PATTERN), required=True
+    )
+
+
+class TuningJobRef(_Input):
+    """Names one tuning job of one account."""
+
+    account = _account()
+    tuning_job = _tuning_job()
+
+
+class ListTrainingJobsInput(TuningJobRef):
+    """ListTrainingJobsForTuningJob input."""
+
+    max_results = _integer("MaxResults", *_range(1, 100), load_default=10)
+    next_token = _string("NextToken", *_length(high=MAX_NEXT_TOKEN_CHARS))
+    sort_by = _string("SortBy", _one_of((SORT_BY_METRIC,)))
+    sort_order = _string("SortOrder", _one_of(SORT_ORDERS), load_default="Ascending")
+    status = _string("TrainingJobStatusEquals", _one_of(STATUSES))
+
+
+class CreateTuningJobInput(TuningJobRef):
+    """CreateTuningJob input."""
+
+    metric_name = _string("ObjectiveMetricName", *_length(1, 255), required=True)
+    objective_type = _string("ObjectiveType", _one_of(OBJECTIVE_TYPES), required=True)
+
+
+class TrainingJobInput(_Input):
+    """One training job of a PutTrainingJobs batch."""
+
+    name = _string(
+        "TrainingJobName",
+        *_length(1, 63),
+        _pattern(TRAINING_JOB_PATTERN),
+        required=True,
+    )
+    status = _string("TrainingJobStatus", _one_of(STATUSES), required=True)
+    hyperparameters = fields.Dict(
+        data_key="HyperParameters",
+        keys=_string("", *_length(high=256)),
+        values=_string("", *_length(high=256)),
+        validate=_length(high=100),
+        load_default=dict,
+        error_messages=_type_errors("map"),
+    )
+    retried_attempt = _integer(
+        "RetriedAttempt", *_range(0, MAX_RETRIED_ATTEMPT), load_default=0
+    )
+    value = _FiniteNumber(
+        data_key="FinalObjectiveMetricValue",
+        error_messages={
+            **_type_errors("number"),
+            "special": "Member must be a finite number",
+        },
+    )
+
+
+class PutTrainingJobsInput(TuningJobRef):
+    """PutTrainingJobs input: a batch written whole or not at all."""
+
+    training_jobs = fields.List(
+        fields.Nested(TrainingJobInput, unknown=RAISE),
+        data_key="TrainingJobs",
+        required=True,
+        validate=_length(1, 1000),
+        error_messages=_type_errors("list"),
+    )
+
+    @validates("training_jobs")
+    def _names_unique(self, jobs: list[dict], **_: Any) -> None:
+        # Runs on the items that passed their own checks, which may lack a name.
+        seen: set[str] = set()
+        for job in jobs:
+            name = job.get("name") if isinstance(job, dict) else None
+            if name in seen:
+                raise SchemaError(f"Member must not name training job '{name}' twice")
+            if name is not None:
+                seen.add(name)
+
+
+DeleteTuningJobInput = TuningJobRef
+
+
+def load(schema: Schema, body: Any) -> dict[str, Any]:
+    """Validate a decoded request body; raise an AWS-shaped ValidationError."""
+    if not isinstance(body, dict):
+        raise errors.ValidationError("Request body must be a JSON object")
+    try:
+        return schema.load(body)
+    except SchemaError as problem:
+        found: list[str] = []
+        _collect(schema, problem.messages, body, "", found)
+        raise errors.ValidationError(_summary(found)) from None
+
+
+def _summary(found: list[str]) -> str:
+    count = len(found)
+    noun = "error" if count == 1 else "errors"
+    return f"{count} validation {noun} detected: " + "; ".join(found)
+
+
+def _collect(
+    schema: Schema, messages: Any, data: Any, path: str, found: list[str]
+) -> None:
+    """Flatten marshmallow's nested messages into AWS's one-line phrases."""
+    by_key = {field.data_key or name: field for name, field in schema.fields.items()}
+    for key, detail in messages.items():
+        if key == "_schema":
+            found.extend(_phrase(data, path, text) for text in detail)
+            continue
+        field = by_key.get(key)
+        value = data.get(key) if isinstance(data, Mapping) else None
+        where = _join(path, key[:1].lower() + key[1:])
+        if isinstance(detail, list):
+            found.extend(_phrase(value, where, text) for text in detail)
+        elif isinstance(field, fields.List):
+            _collect_items(field, detail, value, where, found)
+        elif isinstance(field, fields.Dict):
+            _collect_map(detail, value, where, found)
+
+
+def _collect_items(
+    field: fields.List, messages: dict, items: Any, path: str, found: list[str]
+) -> None:
+    inner = field.inner
+    for index, detail in messages.items():
+        if index == "_schema":  # the list's own validators, beside its items'
+            found.extend(_phrase(items, path, text) for text in detail)
+            continue
+        item = items[index] if isinstance(items, list) else None
+        where = _join(path, f"{index + 1}.member")
+        if isinstance(inner, fields.Nested) and isinstance(detail, dict):
+            _collect(inner.schema, detail, item, where, found)
+        else:
+            found.extend(_phrase(item, where, text) for text in detail)
+
+
+def _collect_map(messages: dict, mapping: Any, path: str, found: list[str]) -> None:
+    for entry, detail in messages.items():
+        for part in ("key", "value"):
+            shown = entry if part == "key" else mapping.get(entry)
+            for text in detail.get(part, ()):
+                label = "Map keys" if part == "key" else "Map value"
+                constraint = f"{label} must satisfy constraint: [{text}]"
+                found.append(_phrase(shown, path, constraint))
+
+
+def _join(path: str, part: str) -> str:
+    return f"{path}.{part}" if path else part
+
+
+def _phrase(value: Any, path: str, constraint: str) -> str:
+    return f"Value {_show(value)} at '{path}' failed to satisfy constraint: {constraint}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    else:
+        text = orjson.dumps(value).decode()
+    if len(text) > _VALUE_CHARS_SHOWN:
+        text = text[: _VALUE_CHARS_SHOWN - 3] + "..."
+    return f"'{text}'"
+
+
+# Response shapes.  Summaries are stored as a compact record and joined into
+# their wire form here, without decoding JSON on the read path.
+
+
+def objective_prefix(metric_name: str, objective_type: str) -> bytes:
+    """The start of FinalTuningJobObjectiveMetric, shared by a tuning job's jobs."""
+    return (
+        b',"FinalTuningJobObjectiveMetric":{"MetricName":'
+        + orjson.dumps(metric_name)
+        + b',"Type":"'
+        + objective_type.encode()
+        + b'","Value":'
+    )
+
+
+_STATUS_WIRE = tuple(
+    b'{"TrainingJobName":"%s","TrainingJobStatus":"' + status.encode() + b'"'
+    for status in STATUSES
+)
+
+
+def summary(
+    name: bytes,
+    status: bytes,
+    retried: bytes,
+    value: bytes,
+    hyperparameters: bytes,
+    objective: bytes,
+) -> bytes:
+    """One TrainingJobSummary in wire form, from the parts of its record.
+
+    `status` is the status code as one ASCII digit; `value` is empty for a job
+    without a final objective value; the rest are already JSON.
+    """
+    head = _STATUS_WIRE[status[0] - 48] % name
+    tail = objective + value + b"}}" if value else b"}"
+    return (
+        head
+        + b',"HyperParameters":'
+        + hyperparameters
+        + b',"RetriedAttempt":'
+        + retried
+        + tail
+    )
+
+
+def summaries_page(items: list[bytes], next_token: str | None) -> bytes:
+    """The ListTrainingJobsForTuningJob response body."""
+    body = b'{"TrainingJobSummaries":[' + b",".join(items) + b"]"
+    if next_token is not None:
+        body += b',"NextToken":"' + next_token.encode() + b'"'
+    return body + b"}"
+
+
+def put_result(count: int) -> bytes:
+    """The PutTrainingJobs response body."""
+    return orjson.dumps({"TrainingJobCount": count})

@@ -1,0 +1,140 @@
+"""Settings read once at start-up from HPO_* variables and command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know before it starts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    token_secret: bytes = b""
+    token_secret_generated: bool = False
+    log_level: str = "INFO"
+    redis_timeout_s: float = 1.0
+    max_body_bytes: int = 2 * 1024 * 1024
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis URL is set and the in-process store is used."""
+        return self.redis_url is None
+
+
+# (attribute, variable, flag, help)
+_OPTIONS = (
+    ("host", "HPO_HOST", "--host", "address to listen on"),
+    ("port", "HPO_PORT", "--port", "port to listen on"),
+    ("redis_url", "HPO_REDIS_URL", "--redis-url", "redis://host:port/db"),
+    ("token_secret", "HPO_TOKEN_SECRET", "--token-secret", "key for NextTokens"),
+    ("log_level", "HPO_LOG_LEVEL", "--log-level", "DEBUG, INFO, WARNING, ..."),
+    (
+        "redis_timeout_s",
+        "HPO_REDIS_TIMEOUT_S",
+        "--redis-timeout-s",
+        "Redis connect and command timeout, in seconds",
+    ),
+    (
+        "max_body_bytes",
+        "HPO_MAX_BODY_BYTES",
+        "--max-body-bytes",
+        "largest request body accepted",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for the flags that mirror the HPO_* variables."""
+    parser = argparse.ArgumentParser(add_help=False)
+    for attribute, variable, flag, text in _OPTIONS:
+        parser.add_argument(flag, dest=attribute, help=f"{text} (${variable})")
+    return parser
+
+
+def load(
+    argv: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from flags, falling back to variables, then defaults."""
+    environ = os.environ if environ is None else environ
+    flags = vars(build_parser().parse_known_args(list(argv))[0])
+    raw = {}
+    for attribute, variable, flag, _ in _OPTIONS:
+        value = flags.get(attribute)
+        if value is None:
+            value = environ.get(variable)
+        if value is not None and value != "":
+            raw[attribute] = (value, f"{variable} ({flag})")
+    return _from_raw(raw)
+
+
+def _from_raw(raw: dict[str, tuple[str, str]]) -> Settings:
+    values: dict[str, object] = {}
+    if "host" in raw:
+        values["host"] = raw["host"][0]
+    if "port" in raw:
+        values["port"] = _int(*raw["port"], low=0, high=65535)
+    if "redis_url" in raw:
+        values["redis_url"] = _redis_url(*raw["redis_url"])
+    if "log_level" in raw:
+        values["log_level"] = _log_level(*raw["log_level"])
+    if "redis_timeout_s" in raw:
+        values["redis_timeout_s"] = _positive_float(*raw["redis_timeout_s"])
+    if "max_body_bytes" in raw:
+        values["max_body_bytes"] = _int(*raw["max_body_bytes"], low=1024)
+
+    if "token_secret" in raw:
+        values["token_secret"] = raw["token_secret"][0].encode()
+    else:
+        values["token_secret"] = secrets.token_bytes(32)
+        values["token_secret_generated"] = True
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _int(text: str, name: str, low: int, high: int | None = None) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise SettingsError(f"{name} must be {bounds}, not {number}")
+    return number
+
+
+def _positive_float(text: str, name: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {text!r}") from None
+    if not 0 < number < 3600:
+        raise SettingsError(f"{name} must be above 0 and below 3600, not {text}")
+    return number
+
+
+def _redis_url(text: str, name: str) -> str:
+    if not text.startswith(_REDIS_SCHEMES):
+        schemes = ", ".join(_REDIS_SCHEMES)
+        raise SettingsError(f"{name} must start with one of {schemes}")
+    return text
+
+
+def _log_level(text: str, name: str) -> str:
+    level = text.upper()
+    if level not in _LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
+        raise SettingsError(f"{name} must be one of {', '.join(_LOG_LEVELS)}")
+    return level
