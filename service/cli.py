@@ -1,4 +1,4 @@
-"""Command line: `python -m service` serves the API."""
+"""Command line: `python -m service` serves the API; subcommands do the rest."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -18,24 +18,27 @@ log = logging.getLogger("service.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand, or serve when the first word is not one."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        return COMMANDS[args[0]](args[1:])
+    return serve(args)
+
+
+def serve(argv: list[str]) -> int:
     """Parse flags and variables, then serve until SIGINT or SIGTERM."""
-    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
         prog="sagemakerhpo",
-        description="Serve ListTrainingJobsForTuningJob from Redis.",
+        description="Serve ListTrainingJobsForTuningJob from Redis. "
+        f"Subcommands: {', '.join(COMMANDS)}.",
         parents=[settings_module.build_parser()],
     )
     parser.parse_args(argv)
-    try:
-        settings = settings_module.load(argv)
-    except settings_module.SettingsError as problem:
-        print(f"sagemakerhpo: {problem}", file=sys.stderr)
+    settings = load_settings(argv)
+    if settings is None:
         return 2
 
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level)
     if settings.token_secret_generated:
         log.warning(
             "no HPO_TOKEN_SECRET: NextTokens are signed with a random key; "
@@ -47,6 +50,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sagemakerhpo: cannot listen: {problem.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def load_settings(argv: Sequence[str]) -> settings_module.Settings | None:
+    """Settings from flags and variables; None after printing why they are bad."""
+    try:
+        return settings_module.load(argv)
+    except settings_module.SettingsError as problem:
+        print(f"sagemakerhpo: {problem}", file=sys.stderr)
+        return None
+
+
+def configure_logging(level: str) -> None:
+    """Send the service's logs to standard output at `level`."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
 
 
 async def _serve(settings: settings_module.Settings) -> None:
@@ -67,3 +88,10 @@ async def _until_signalled() -> None:
     for sign in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sign, stop.set)
     await stop.wait()
+
+
+# Subcommands: `python -m service <name> ...`; each takes the remaining words
+# and returns the exit status.
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "serve": serve,
+}
