@@ -10,10 +10,10 @@ from aiohttp import web
 from . import errors, schemas, storage, tokens
 from .keys import SETTINGS, STORAGE
 
-_LIST_INPUT = schemas.ListTrainingJobsInput()
-_CREATE_INPUT = schemas.CreateTuningJobInput()
-_PUT_INPUT = schemas.PutTrainingJobsInput()
-_DELETE_INPUT = schemas.DeleteTuningJobInput()
+_LIST_INPUT = schemas.INPUTS["ListTrainingJobsForTuningJob"]()
+_CREATE_INPUT = schemas.INPUTS["CreateTuningJob"]()
+_PUT_INPUT = schemas.INPUTS["PutTrainingJobs"]()
+_DELETE_INPUT = schemas.INPUTS["DeleteTuningJob"]()
 _ALL_STATUSES = tuple(range(len(schemas.STATUSES)))
 _EMPTY = b"{}"
 
@@ -112,6 +112,7 @@ async def delete_tuning_job(request: web.Request) -> web.Response:
     return _json(_EMPTY)
 
 
+# Every operation's handler, by operation name (the keys of schemas.INPUTS).
 OPERATIONS = {
     "ListTrainingJobsForTuningJob": list_training_jobs,
     "CreateTuningJob": create_tuning_job,

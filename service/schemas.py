@@ -206,6 +206,14 @@ class PutTrainingJobsInput(TuningJobRef):
 
 DeleteTuningJobInput = TuningJobRef
 
+# Every operation's input schema, by operation name.
+INPUTS: dict[str, type[Schema]] = {
+    "ListTrainingJobsForTuningJob": ListTrainingJobsInput,
+    "CreateTuningJob": CreateTuningJobInput,
+    "PutTrainingJobs": PutTrainingJobsInput,
+    "DeleteTuningJob": DeleteTuningJobInput,
+}
+
 
 def load(schema: Schema, body: Any) -> dict[str, Any]:
     """Validate a decoded request body; raise an AWS-shaped ValidationError."""
