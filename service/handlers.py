@@ -72,8 +72,7 @@ async def create_tuning_job(request: web.Request) -> web.Response:
         )
     except storage.Conflict:
         raise errors.ResourceInUse(
-            f"Tuning job '{params['tuning_job']}' already exists with another "
-            "objective"
+            f"Tuning job '{params['tuning_job']}' already exists with another objective"
         ) from None
     return _json(_EMPTY)
 
@@ -104,9 +103,7 @@ async def delete_tuning_job(request: web.Request) -> web.Response:
     """DeleteTuningJob: the tuning job and all of its training jobs."""
     params = await _input(request, _DELETE_INPUT)
     await _or_not_found(
-        request.app[STORAGE].delete_tuning_job(
-            params["account"], params["tuning_job"]
-        ),
+        request.app[STORAGE].delete_tuning_job(params["account"], params["tuning_job"]),
         params["tuning_job"],
     )
     return _json(_EMPTY)

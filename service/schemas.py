@@ -284,7 +284,8 @@ def _join(path: str, part: str) -> str:
 
 
 def _phrase(value: Any, path: str, constraint: str) -> str:
-    return f"Value {_show(value)} at '{path}' failed to satisfy constraint: {constraint}"
+    shown = _show(value)
+    return f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
 
 
 def _show(value: Any) -> str:

@@ -66,7 +66,7 @@ class Api:
         return payload
 
     async def error(self, operation: str, code: str, **body: Any) -> str:
-        status, payload, response = await self.call(operation, **body)
+        _, payload, response = await self.call(operation, **body)
         assert payload["__type"] == code, payload
         assert response.headers["x-amzn-ErrorType"] == code
         return payload["message"]

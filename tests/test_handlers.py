@@ -288,9 +288,9 @@ async def test_delete_removes_the_tuning_job_and_its_jobs(api, tuning_job, redis
     await tuning_job()
     await put(api, [job("a", value=1.0), job("b", "Failed")])
 
-    assert await api.ok(
-        "DeleteTuningJob", AwsAccountId=ACCOUNT, TuningJobName="tj"
-    ) == {}
+    assert (
+        await api.ok("DeleteTuningJob", AwsAccountId=ACCOUNT, TuningJobName="tj") == {}
+    )
 
     await api.error(
         "ListTrainingJobsForTuningJob",
