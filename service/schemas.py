@@ -298,7 +298,10 @@ def _show(value: Any) -> str:
     elif isinstance(value, (int, float)):
         text = repr(value)
     else:
-        text = orjson.dumps(value).decode()
+        try:
+            text = orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes
+            text = "[...]" if isinstance(value, list) else "{...}"
     if len(text) > _VALUE_CHARS_SHOWN:
         text = text[: _VALUE_CHARS_SHOWN - 3] + "..."
     return f"'{text}'"
