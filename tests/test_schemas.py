@@ -52,7 +52,7 @@ INVALID = [
         {**BASE, "TrainingJobStatusEquals": "Done"},
         "trainingJobStatusEquals",
         "enum value set",
-    ),  # fmt: skip
+    ),
     (LIST, {**BASE, "Extra": 1}, "extra", "not defined in the input shape"),
     (
         "CreateTuningJob",
@@ -77,20 +77,20 @@ INVALID = [
         {**BASE, "ObjectiveType": "Minimize"},
         "objectiveMetricName",
         "must not be null",
-    ),  # fmt: skip
+    ),
     (
         "DeleteTuningJob",
         {**BASE, "TuningJobName": "a" * 33},
         "tuningJobName",
         "length less",
-    ),  # fmt: skip
+    ),
     ("PutTrainingJobs", BASE, "trainingJobs", "must not be null"),
     (
         "PutTrainingJobs",
         {**BASE, "TrainingJobs": []},
         "trainingJobs",
         "length greater",
-    ),  # fmt: skip
+    ),
     ("PutTrainingJobs", {**BASE, "TrainingJobs": {}}, "trainingJobs", "type list"),
     (
         "PutTrainingJobs",
@@ -109,7 +109,7 @@ INVALID = [
         {**BASE, "TrainingJobs": [5]},
         "trainingJobs.1.member",
         "type structure",
-    ),  # fmt: skip
+    ),
     (
         "PutTrainingJobs",
         training(TrainingJobName="j" * 64),
