@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from . import handlers, middleware
+from . import handlers, middleware, observability
 from .keys import SETTINGS, STORAGE
 from .settings import Settings
 from .storage import Storage
@@ -25,13 +25,14 @@ def create_app(settings: Settings, redis: Redis | None = None) -> web.Applicatio
     closes it.
     """
     app = web.Application(
-        middlewares=[middleware.aws_errors],
+        middlewares=[observability.measure, middleware.aws_errors],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage_context(redis))
     for name, handler in handlers.OPERATIONS.items():
         app.router.add_post(f"/{name}", handler)
+    observability.install(app)
     return app
 
 
@@ -41,12 +42,29 @@ def open_redis(settings: Settings) -> Redis:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis()
+    if settings.redis_cluster:
+        return _open_cluster(settings)
     # Fail fast: a request must not wait out long timeouts and many retries.
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        health_check_interval=30,
+    )
+
+
+def _open_cluster(settings: Settings) -> Redis:
+    """A Redis Cluster client that discovers every node from the one named."""
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    # Typed as Redis: the storage layer uses only what both clients offer.
+    return RedisCluster.from_url(  # type: ignore[return-value]
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.05, base=0.01), retries=2),
         health_check_interval=30,
     )
 
@@ -60,7 +78,7 @@ def _storage_context(redis: Redis | None):
                 "no HPO_REDIS_URL: using the embedded store; "
                 "data lives in memory only and is lost on exit"
             )
-        app[STORAGE] = Storage(client)
+        app[STORAGE] = Storage(observability.time_commands(client))
         yield
         if redis is None:
             await client.aclose()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from aiohttp import web
-
+from . import observability, server
 from . import settings as settings_module
-from .app import create_app
 
 log = logging.getLogger("service.cli")
 
@@ -45,11 +41,10 @@ def serve(argv: list[str]) -> int:
             "they will not survive a restart or work across replicas"
         )
     try:
-        asyncio.run(_serve(settings))
+        return server.run(settings, argv)
     except OSError as problem:
         print(f"sagemakerhpo: cannot listen: {problem.strerror}", file=sys.stderr)
         return 1
-    return 0
 
 
 def load_settings(argv: Sequence[str]) -> settings_module.Settings | None:
@@ -62,36 +57,13 @@ def load_settings(argv: Sequence[str]) -> settings_module.Settings | None:
 
 
 def configure_logging(level: str) -> None:
-    """Send the service's logs to standard output at `level`."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stdout,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-
-
-async def _serve(settings: settings_module.Settings) -> None:
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        log.info("listening on http://%s:%d", settings.host, settings.port)
-        await _until_signalled()
-    finally:
-        await runner.cleanup()
-
-
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sign in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sign, stop.set)
-    await stop.wait()
+    """Send the service's logs to standard output, as JSON lines, at `level`."""
+    observability.configure_logging(level)
 
 
 # Subcommands: `python -m service <name> ...`; each takes the remaining words
 # and returns the exit status.
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "serve": serve,
+    "model-path": model.model_path_command,
 }

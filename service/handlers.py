@@ -124,7 +124,10 @@ async def _input(request: web.Request, schema: Any) -> dict[str, Any]:
         decoded = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError:
         raise errors.ValidationError("Request body is not valid JSON") from None
-    return schemas.load(schema, decoded)
+    params = schemas.load(schema, decoded)
+    # Kept for the access log line, which must not parse the body again.
+    request["account"] = params["account"]
+    return params
 
 
 def _query_identity(params: dict[str, Any]) -> bytes:

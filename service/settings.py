@@ -29,6 +29,9 @@ class Settings:
     log_level: str = "INFO"
     redis_timeout_s: float = 1.0
     max_body_bytes: int = 2 * 1024 * 1024
+    workers: int = 1
+    redis_cluster: bool = False
+    shutdown_grace_s: float = 5.0
 
     @property
     def embedded(self) -> bool:
@@ -54,6 +57,19 @@ _OPTIONS = (
         "HPO_MAX_BODY_BYTES",
         "--max-body-bytes",
         "largest request body accepted",
+    ),
+    ("workers", "HPO_WORKERS", "--workers", "worker processes sharing the port"),
+    (
+        "redis_cluster",
+        "HPO_REDIS_CLUSTER",
+        "--redis-cluster",
+        "1 when HPO_REDIS_URL names a node of a Redis Cluster",
+    ),
+    (
+        "shutdown_grace_s",
+        "HPO_SHUTDOWN_GRACE_S",
+        "--shutdown-grace-s",
+        "after SIGTERM, seconds to keep accepting while not ready",
     ),
 )
 
@@ -96,6 +112,7 @@ def _from_raw(raw: dict[str, tuple[str, str]]) -> Settings:
         values["redis_timeout_s"] = _positive_float(*raw["redis_timeout_s"])
     if "max_body_bytes" in raw:
         values["max_body_bytes"] = _int(*raw["max_body_bytes"], low=1024)
+    values.update(_process(raw))
 
     if "token_secret" in raw:
         values["token_secret"] = raw["token_secret"][0].encode()
@@ -138,3 +155,31 @@ def _log_level(text: str, name: str) -> str:
     if level not in _LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
         raise SettingsError(f"{name} must be one of {', '.join(_LOG_LEVELS)}")
     return level
+
+
+def _process(raw: dict[str, tuple[str, str]]) -> dict[str, object]:
+    """Worker count, Redis Cluster mode and the shutdown grace."""
+    values: dict[str, object] = {}
+    if "workers" in raw:
+        values["workers"] = _int(*raw["workers"], low=1, high=256)
+    if "redis_cluster" in raw:
+        values["redis_cluster"] = _flag(*raw["redis_cluster"])
+    if "shutdown_grace_s" in raw:
+        values["shutdown_grace_s"] = _positive_float(*raw["shutdown_grace_s"])
+
+    # Each worker would get its own empty in-memory store: refuse, not split.
+    if values.get("workers", 1) > 1 and "redis_url" not in raw:
+        raise SettingsError(
+            "HPO_WORKERS (--workers) above 1 needs HPO_REDIS_URL: "
+            "the embedded store cannot be shared between processes"
+        )
+    if values.get("redis_cluster") and "redis_url" not in raw:
+        raise SettingsError("HPO_REDIS_CLUSTER (--redis-cluster) needs HPO_REDIS_URL")
+    return values
+
+
+def _flag(text: str, name: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("0", "1", "false", "true", "off", "on"):
+        raise SettingsError(f"{name} must be 1 or 0, not {text!r}")
+    return lowered in ("1", "true", "on")
