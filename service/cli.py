@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from . import observability, server
+from . import model, observability, server
 from . import settings as settings_module
 
 log = logging.getLogger("service.cli")
