@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from . import model, observability, server
+from . import model, observability, seeding, server
 from . import settings as settings_module
 
 log = logging.getLogger("service.cli")
@@ -66,4 +66,6 @@ def configure_logging(level: str) -> None:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "serve": serve,
     "model-path": model.model_path_command,
+    "seed": seeding.seed_command,
+    "import": seeding.import_command,
 }

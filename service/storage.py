@@ -176,22 +176,86 @@ _PUT_TRAINING_JOBS = """
 -- Returns -1 when the tuning job does not exist, else the jobs written.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local byte = string.byte
-local written = 0
+local count = #ARGV / 3
+
+-- A name given twice must be applied in order: take the one-by-one path.
+local seen, unique = {}, true
 for i = 1, #ARGV, 3 do
+  if seen[ARGV[i]] then unique = false break end
+  seen[ARGV[i]] = true
+end
+if not unique then
+  for i = 1, #ARGV, 3 do
+    local name, record, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local code = byte(record, 1) - 47
+    local old = redis.call('HGET', KEYS[2], name)
+    if old then
+      local was = byte(old, 1) - 47
+      if was ~= code then redis.call('ZREM', KEYS[2 + was], name) end
+      if was ~= code or score == '' then
+        redis.call('ZREM', KEYS[7 + was], name)
+      end
+    end
+    redis.call('HSET', KEYS[2], name, record)
+    redis.call('ZADD', KEYS[2 + code], 0, name)
+    if score ~= '' then redis.call('ZADD', KEYS[7 + code], score, name) end
+  end
+  return count
+end
+
+-- Distinct names: read the old records at once, take each job out of the
+-- sets it leaves, then write records and memberships with one call per key
+-- (a call per job costs more than the insertions themselves).
+local CHUNK = 1000
+local function each_chunk(list, step, call)
+  for first = 1, #list, CHUNK * step do
+    call(unpack(list, first, math.min(first + CHUNK * step - 1, #list)))
+  end
+end
+
+local names = {}
+for i = 1, #ARGV, 3 do names[#names + 1] = ARGV[i] end
+local olds = {}
+for first = 1, #names, CHUNK do
+  local last = math.min(first + CHUNK - 1, #names)
+  local part = redis.call('HMGET', KEYS[2], unpack(names, first, last))
+  for i = 1, #part do olds[first + i - 1] = part[i] end
+end
+
+local fields, named, scored = {}, {}, {}
+for code = 1, 5 do named[code], scored[code] = {}, {} end
+for j = 1, count do
+  local i = 3 * j - 2
   local name, record, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local code = byte(record, 1) - 47
-  local old = redis.call('HGET', KEYS[2], name)
+  local old = olds[j]
   if old then
     local was = byte(old, 1) - 47
     if was ~= code then redis.call('ZREM', KEYS[2 + was], name) end
     if was ~= code or score == '' then redis.call('ZREM', KEYS[7 + was], name) end
   end
-  redis.call('HSET', KEYS[2], name, record)
-  redis.call('ZADD', KEYS[2 + code], 0, name)
-  if score ~= '' then redis.call('ZADD', KEYS[7 + code], score, name) end
-  written = written + 1
+  fields[#fields + 1] = name
+  fields[#fields + 1] = record
+  local into = named[code]
+  into[#into + 1] = 0
+  into[#into + 1] = name
+  if score ~= '' then
+    into = scored[code]
+    into[#into + 1] = score
+    into[#into + 1] = name
+  end
 end
-return written
+
+each_chunk(fields, 2, function(...) redis.call('HSET', KEYS[2], ...) end)
+for code = 1, 5 do
+  each_chunk(named[code], 2, function(...)
+    redis.call('ZADD', KEYS[2 + code], ...)
+  end)
+  each_chunk(scored[code], 2, function(...)
+    redis.call('ZADD', KEYS[7 + code], ...)
+  end)
+end
+return count
 """
 
 _CREATE_TUNING_JOB = """

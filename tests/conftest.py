@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from service.app import create_app
 from service.settings import Settings
 
+from .cluster import RedisCluster, WholeClusterClient
 from .redis_servers import RedisServer
 
 ACCOUNT = "123456789012"
@@ -35,11 +36,31 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.real_redis)])
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A real Redis Cluster of three masters for the session, named by one node."""
+    cluster = RedisCluster().start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(
+    params=[
+        "fake",
+        pytest.param("real", marks=pytest.mark.real_redis),
+        pytest.param("cluster", marks=pytest.mark.real_redis),
+    ]
+)
 async def redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
-    """An empty store: a fresh fakeredis, or the real server flushed."""
+    """An empty store: fakeredis, the real server or the cluster, flushed."""
     if request.param == "fake":
         client = fakeredis.FakeAsyncRedis()
+    elif request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        client = WholeClusterClient.from_url(url)
+        await client.flushdb(target_nodes=WholeClusterClient.PRIMARIES)
     else:
         client = Redis.from_url(request.getfixturevalue("redis_url"))
         await client.flushdb()
