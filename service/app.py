@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from . import handlers, middleware, observability
+from . import handlers, middleware, observability, openapi
 from .keys import SETTINGS, STORAGE
 from .settings import Settings
 from .storage import Storage
@@ -32,6 +32,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_storage_context(redis))
     for name, handler in handlers.OPERATIONS.items():
         app.router.add_post(f"/{name}", handler)
+    app.router.add_get("/openapi.json", openapi.serve_document)
     observability.install(app)
     return app
 

@@ -364,3 +364,78 @@ def summaries_page(items: list[bytes], next_token: str | None) -> bytes:
 def put_result(count: int) -> bytes:
     """The PutTrainingJobs response body."""
     return orjson.dumps({"TrainingJobCount": count})
+
+
+# Response schemas, for documentation.  Handlers build response bodies as bytes
+# above; these schemas describe those bodies in the OpenAPI document, beside the
+# input schemas that validate requests.
+
+
+class ObjectiveMetricOutput(Schema):
+    """FinalTuningJobObjectiveMetric: the tuning job's objective and its value."""
+
+    metric_name = _string("MetricName", *_length(1, 255), required=True)
+    objective_type = _string("Type", _one_of(OBJECTIVE_TYPES), required=True)
+    value = _FiniteNumber(data_key="Value", required=True)
+
+
+class TrainingJobSummaryOutput(Schema):
+    """One listed training job; the objective only when it has a final value."""
+
+    name = _string(
+        "TrainingJobName",
+        *_length(1, 63),
+        _pattern(TRAINING_JOB_PATTERN),
+        required=True,
+    )
+    status = _string("TrainingJobStatus", _one_of(STATUSES), required=True)
+    hyperparameters = fields.Dict(
+        data_key="HyperParameters",
+        keys=_string("", *_length(high=256)),
+        values=_string("", *_length(high=256)),
+        validate=_length(high=100),
+        required=True,
+    )
+    retried_attempt = _integer(
+        "RetriedAttempt", *_range(0, MAX_RETRIED_ATTEMPT), required=True
+    )
+    objective = fields.Nested(
+        ObjectiveMetricOutput, data_key="FinalTuningJobObjectiveMetric"
+    )
+
+
+class ListTrainingJobsOutput(Schema):
+    """ListTrainingJobsForTuningJob output: NextToken only while more follow."""
+
+    summaries = fields.List(
+        fields.Nested(TrainingJobSummaryOutput),
+        data_key="TrainingJobSummaries",
+        required=True,
+    )
+    next_token = _string("NextToken", *_length(high=MAX_NEXT_TOKEN_CHARS))
+
+
+class PutTrainingJobsOutput(Schema):
+    """PutTrainingJobs output: how many training jobs the batch wrote."""
+
+    count = _integer("TrainingJobCount", *_range(1, 1000), required=True)
+
+
+class EmptyOutput(Schema):
+    """The output of an operation that answers `{}`."""
+
+
+class ErrorOutput(Schema):
+    """Every error's body, as botocore's rest-json parser reads it."""
+
+    code = _string("__type", required=True)
+    message = _string("message", required=True)
+
+
+# Every operation's output schema, by operation name (the keys of INPUTS).
+OUTPUTS: dict[str, type[Schema]] = {
+    "ListTrainingJobsForTuningJob": ListTrainingJobsOutput,
+    "CreateTuningJob": EmptyOutput,
+    "PutTrainingJobs": PutTrainingJobsOutput,
+    "DeleteTuningJob": EmptyOutput,
+}
