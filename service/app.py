@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from . import handlers, middleware, observability, openapi
+from . import guards, handlers, middleware, observability, openapi
 from .keys import SETTINGS, STORAGE
 from .settings import Settings
 from .storage import Storage
@@ -25,9 +25,11 @@ def create_app(settings: Settings, redis: Redis | None = None) -> web.Applicatio
     closes it.
     """
     app = web.Application(
-        middlewares=[observability.measure, middleware.aws_errors],
+        middlewares=[observability.measure, middleware.aws_errors, guards.guard],
         client_max_size=settings.max_body_bytes,
+        handler_args=guards.handler_args(settings),
     )
+    guards.install(app, settings)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage_context(redis))
     for name, handler in handlers.OPERATIONS.items():

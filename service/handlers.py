@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import errors, schemas, storage, tokens
+from . import errors, guards, schemas, storage, tokens
 from .keys import SETTINGS, STORAGE
 
 _LIST_INPUT = schemas.INPUTS["ListTrainingJobsForTuningJob"]()
@@ -109,12 +109,99 @@ async def delete_tuning_job(request: web.Request) -> web.Response:
     return _json(_EMPTY)
 
 
+# Fault injection (applied to requests by guards.py) and discovery.
+
+_PUT_FAULTS_INPUT = schemas.INPUTS["PutFaultInjection"]()
+_ACCOUNT_INPUT = schemas.INPUTS["GetFaultInjection"]()
+_LIST_TUNING_JOBS_INPUT = schemas.INPUTS["ListTuningJobs"]()
+_DESCRIBE_INPUT = schemas.INPUTS["DescribeTuningJob"]()
+
+
+async def put_fault_injection(request: web.Request) -> web.Response:
+    """PutFaultInjection: replace the account's fault config."""
+    _fault_injection_enabled(request)
+    params = await _input(request, _PUT_FAULTS_INPUT)
+    await request.app[STORAGE].accounts.put_faults(
+        params["account"], guards.encode_faults(params), params.get("expires_in_s")
+    )
+    return _json(_EMPTY)
+
+
+async def get_fault_injection(request: web.Request) -> web.Response:
+    """GetFaultInjection: the account's fault config, `{}` when it has none."""
+    _fault_injection_enabled(request)
+    params = await _input(request, _ACCOUNT_INPUT)
+    accounts = request.app[STORAGE].accounts
+    raw, ttl_s = await accounts.faults_with_ttl(params["account"])
+    if raw is None:
+        return _json(_EMPTY)
+    faults = guards.decode_faults(raw)
+    expires_in_s = ttl_s if ttl_s > 0 else None
+    return _json(schemas.fault_config(faults.rules, faults.latency_ms, expires_in_s))
+
+
+async def delete_fault_injection(request: web.Request) -> web.Response:
+    """DeleteFaultInjection: remove the account's fault config, if any."""
+    _fault_injection_enabled(request)
+    params = await _input(request, _ACCOUNT_INPUT)
+    await request.app[STORAGE].accounts.delete_faults(params["account"])
+    return _json(_EMPTY)
+
+
+async def list_tuning_jobs(request: web.Request) -> web.Response:
+    """ListTuningJobs: the account's tuning jobs by name, paged."""
+    params = await _input(request, _LIST_TUNING_JOBS_INPUT)
+    secret = request.app[SETTINGS].token_secret
+    query = b"ListTuningJobs\0" + params["account"].encode()
+    after = ""
+    if params.get("next_token"):
+        after = tokens.read(secret, query, params["next_token"]).name
+
+    found, more, last = await request.app[STORAGE].accounts.tuning_jobs(
+        params["account"], params["max_results"], after
+    )
+    next_token = tokens.issue(secret, query, tokens.Cursor(last)) if more else None
+    return _json(schemas.tuning_jobs_page(found, next_token))
+
+
+async def describe_tuning_job(request: web.Request) -> web.Response:
+    """DescribeTuningJob: objective, jobs per status, the best training job."""
+    params = await _input(request, _DESCRIBE_INPUT)
+    tuning_job = params["tuning_job"]
+    found = await _or_not_found(
+        request.app[STORAGE].accounts.describe(params["account"], tuning_job),
+        tuning_job,
+    )
+    best = None
+    if found.best is not None:
+        name, stored = found.best
+        objective = schemas.objective_prefix(found.metric_name, found.objective_type)
+        best = schemas.summary(name, *storage.split_record(stored), objective)
+    return _json(
+        schemas.description(
+            tuning_job, found.metric_name, found.objective_type, found.counts, best
+        )
+    )
+
+
+def _fault_injection_enabled(request: web.Request) -> None:
+    if not request.app[SETTINGS].fault_injection:
+        raise errors.AccessForbidden(
+            "Fault injection is not enabled on this deployment"
+        )
+
+
 # Every operation's handler, by operation name (the keys of schemas.INPUTS).
 OPERATIONS = {
     "ListTrainingJobsForTuningJob": list_training_jobs,
     "CreateTuningJob": create_tuning_job,
     "PutTrainingJobs": put_training_jobs,
     "DeleteTuningJob": delete_tuning_job,
+    "PutFaultInjection": put_fault_injection,
+    "GetFaultInjection": get_fault_injection,
+    "DeleteFaultInjection": delete_fault_injection,
+    "ListTuningJobs": list_tuning_jobs,
+    "DescribeTuningJob": describe_tuning_job,
 }
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from marshmallow import RAISE, Schema, fields, validate, validates
+from marshmallow import RAISE, Schema, fields, validate, validates, validates_schema
 from marshmallow import ValidationError as SchemaError
 
 from . import errors
@@ -206,12 +206,98 @@ class PutTrainingJobsInput(TuningJobRef):
 
 DeleteTuningJobInput = TuningJobRef
 
+
+# Fault injection, and discovering an account's tuning jobs.
+
+FAULT_CODES = ("Throttling", "ServiceUnavailable", "InternalFailure")
+# Never injected into, so that a config can always be read and removed.
+FAULT_OPERATIONS = ("PutFaultInjection", "GetFaultInjection", "DeleteFaultInjection")
+MAX_FAULT_RULES = 20
+MAX_LATENCY_MS = 10_000
+MAX_FAULT_TTL_S = 7 * 24 * 3600
+
+
+class AccountRef(_Input):
+    """Names one account."""
+
+    account = _account()
+
+
+class FaultRuleInput(_Input):
+    """One rule: fail an operation (or any) with an error, at a probability."""
+
+    operation = _string("Operation", *_length(1, 64))
+    error_code = _string("ErrorCode", _one_of(FAULT_CODES), required=True)
+    probability = _FiniteNumber(
+        data_key="Probability",
+        required=True,
+        validate=_range(0, 1),
+        error_messages={
+            **_type_errors("number"),
+            "special": "Member must be a finite number",
+        },
+    )
+
+    @validates("operation")
+    def _known(self, name: str, **_: Any) -> None:
+        if name not in INPUTS or name in FAULT_OPERATIONS:
+            raise SchemaError(
+                "Member must name an operation of this service other than "
+                "the fault injection ones"
+            )
+
+
+class LatencyInput(_Input):
+    """Added latency, drawn evenly between Min and Max milliseconds."""
+
+    min_ms = _integer("Min", *_range(0, MAX_LATENCY_MS), required=True)
+    max_ms = _integer("Max", *_range(0, MAX_LATENCY_MS), required=True)
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if data["min_ms"] > data["max_ms"]:
+            raise SchemaError("Member Min must be less than or equal to Max")
+
+
+class PutFaultInjectionInput(AccountRef):
+    """PutFaultInjection input: replaces the account's whole config."""
+
+    rules = fields.List(
+        fields.Nested(FaultRuleInput, unknown=RAISE),
+        data_key="Rules",
+        required=True,
+        validate=_length(0, MAX_FAULT_RULES),
+        error_messages=_type_errors("list"),
+    )
+    latency = fields.Nested(
+        LatencyInput,
+        data_key="LatencyMs",
+        unknown=RAISE,
+        error_messages=_type_errors("structure"),
+    )
+    expires_in_s = _integer("ExpiresInSeconds", *_range(1, MAX_FAULT_TTL_S))
+
+
+class ListTuningJobsInput(AccountRef):
+    """ListTuningJobs input."""
+
+    max_results = _integer("MaxResults", *_range(1, 100), load_default=10)
+    next_token = _string("NextToken", *_length(high=MAX_NEXT_TOKEN_CHARS))
+
+
+DescribeTuningJobInput = TuningJobRef
+
 # Every operation's input schema, by operation name.
 INPUTS: dict[str, type[Schema]] = {
     "ListTrainingJobsForTuningJob": ListTrainingJobsInput,
     "CreateTuningJob": CreateTuningJobInput,
     "PutTrainingJobs": PutTrainingJobsInput,
     "DeleteTuningJob": DeleteTuningJobInput,
+    "PutFaultInjection": PutFaultInjectionInput,
+    "GetFaultInjection": AccountRef,
+    "DeleteFaultInjection": AccountRef,
+    "ListTuningJobs": ListTuningJobsInput,
+    "DescribeTuningJob": DescribeTuningJobInput,
 }
 
 
@@ -251,6 +337,8 @@ def _collect(
             _collect_items(field, detail, value, where, found)
         elif isinstance(field, fields.Dict):
             _collect_map(detail, value, where, found)
+        elif isinstance(field, fields.Nested) and isinstance(detail, dict):
+            _collect(field.schema, detail, value, where, found)
 
 
 def _collect_items(
@@ -364,6 +452,69 @@ def summaries_page(items: list[bytes], next_token: str | None) -> bytes:
 def put_result(count: int) -> bytes:
     """The PutTrainingJobs response body."""
     return orjson.dumps({"TrainingJobCount": count})
+
+
+def fault_config(
+    rules: Sequence[tuple[str, str, float]],
+    latency_ms: tuple[int, int] | None,
+    expires_in_s: int | None,
+) -> bytes:
+    """The GetFaultInjection response body; a rule's operation "" means any."""
+    body: dict[str, Any] = {
+        "Rules": [
+            {
+                **({"Operation": operation} if operation else {}),
+                "ErrorCode": code,
+                "Probability": probability,
+            }
+            for operation, code, probability in rules
+        ]
+    }
+    if latency_ms is not None:
+        body["LatencyMs"] = {"Min": latency_ms[0], "Max": latency_ms[1]}
+    if expires_in_s is not None:
+        body["ExpiresInSeconds"] = expires_in_s
+    return orjson.dumps(body)
+
+
+def tuning_jobs_page(
+    items: list[tuple[str, str, str]], next_token: str | None
+) -> bytes:
+    """The ListTuningJobs response body: (name, metric, type) per tuning job."""
+    body: dict[str, Any] = {
+        "TuningJobSummaries": [
+            {
+                "TuningJobName": name,
+                "ObjectiveMetricName": metric,
+                "ObjectiveType": kind,
+            }
+            for name, metric, kind in items
+        ]
+    }
+    if next_token is not None:
+        body["NextToken"] = next_token
+    return orjson.dumps(body)
+
+
+def description(
+    tuning_job: str,
+    metric_name: str,
+    objective_type: str,
+    counts: list[int],
+    best: bytes | None,
+) -> bytes:
+    """The DescribeTuningJob response body; `best` is a summary in wire form."""
+    head = orjson.dumps(
+        {
+            "TuningJobName": tuning_job,
+            "ObjectiveMetricName": metric_name,
+            "ObjectiveType": objective_type,
+            "TrainingJobStatusCounters": dict(zip(STATUSES, counts, strict=True)),
+        }
+    )
+    if best is None:
+        return head
+    return head[:-1] + b',"BestTrainingJob":' + best + b"}"
 
 
 # Response schemas, for documentation.  Handlers build response bodies as bytes

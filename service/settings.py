@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,16 @@ class Settings:
     workers: int = 1
     redis_cluster: bool = False
     shutdown_grace_s: float = 5.0
+    # A shared deployment (issue 4): see the README, "Operating a shared
+    # deployment".
+    auth: str = "none"
+    credentials_file: str | None = None
+    region: str | None = None
+    throttle_rate: float = 0.0
+    throttle_burst: int = 0
+    fault_injection: bool = False
+    body_timeout_s: float = 10.0
+    idle_timeout_s: float = 75.0
 
     @property
     def embedded(self) -> bool:
@@ -70,6 +81,44 @@ _OPTIONS = (
         "HPO_SHUTDOWN_GRACE_S",
         "--shutdown-grace-s",
         "after SIGTERM, seconds to keep accepting while not ready",
+    ),
+    ("auth", "HPO_AUTH", "--auth", "none or sigv4"),
+    (
+        "credentials_file",
+        "HPO_CREDENTIALS_FILE",
+        "--credentials-file",
+        "JSON file of access keys, for sigv4; re-read on SIGHUP",
+    ),
+    ("region", "HPO_REGION", "--region", "the only region signatures may name"),
+    (
+        "throttle_rate",
+        "HPO_THROTTLE_RATE",
+        "--throttle-rate",
+        "requests per second per account; 0 is unlimited",
+    ),
+    (
+        "throttle_burst",
+        "HPO_THROTTLE_BURST",
+        "--throttle-burst",
+        "requests an idle account may send at once",
+    ),
+    (
+        "fault_injection",
+        "HPO_FAULT_INJECTION",
+        "--fault-injection",
+        "on or off: serve and apply PutFaultInjection",
+    ),
+    (
+        "body_timeout_s",
+        "HPO_BODY_TIMEOUT_S",
+        "--body-timeout-s",
+        "time a client has to send its request body, in seconds",
+    ),
+    (
+        "idle_timeout_s",
+        "HPO_IDLE_TIMEOUT_S",
+        "--idle-timeout-s",
+        "seconds before an idle connection (or unfinished headers) is closed",
     ),
 )
 
@@ -113,6 +162,7 @@ def _from_raw(raw: dict[str, tuple[str, str]]) -> Settings:
     if "max_body_bytes" in raw:
         values["max_body_bytes"] = _int(*raw["max_body_bytes"], low=1024)
     values.update(_process(raw))
+    values.update(_shared_deployment(raw))
 
     if "token_secret" in raw:
         values["token_secret"] = raw["token_secret"][0].encode()
@@ -183,3 +233,64 @@ def _flag(text: str, name: str) -> bool:
     if lowered not in ("0", "1", "false", "true", "off", "on"):
         raise SettingsError(f"{name} must be 1 or 0, not {text!r}")
     return lowered in ("1", "true", "on")
+
+
+def _shared_deployment(raw: dict[str, tuple[str, str]]) -> dict[str, object]:
+    """Authentication, throttling, fault injection and slow-client settings."""
+    values: dict[str, object] = {}
+    if "auth" in raw:
+        values["auth"] = _choice(*raw["auth"], choices=("none", "sigv4"))
+    if "region" in raw:
+        values["region"] = raw["region"][0]
+    if "fault_injection" in raw:
+        choice = _choice(*raw["fault_injection"], choices=("on", "off"))
+        values["fault_injection"] = choice == "on"
+    if "body_timeout_s" in raw:
+        values["body_timeout_s"] = _positive_float(*raw["body_timeout_s"])
+    if "idle_timeout_s" in raw:
+        values["idle_timeout_s"] = _positive_float(*raw["idle_timeout_s"])
+
+    rate = 0.0
+    if "throttle_rate" in raw:
+        rate = _rate(*raw["throttle_rate"])
+        values["throttle_rate"] = rate
+    if "throttle_burst" in raw:
+        values["throttle_burst"] = _int(*raw["throttle_burst"], low=1, high=10**6)
+    elif rate:
+        # An idle account may spend one second's worth of requests at once.
+        values["throttle_burst"] = max(1, math.ceil(rate))
+
+    if "credentials_file" in raw:
+        values["credentials_file"] = raw["credentials_file"][0]
+    if values.get("auth") == "sigv4":
+        _check_credentials(raw.get("credentials_file"))
+    return values
+
+
+def _choice(text: str, name: str, choices: tuple[str, ...]) -> str:
+    if text.lower() not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}")
+    return text.lower()
+
+
+def _rate(text: str, name: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {text!r}") from None
+    if not 0 <= number <= 10**6:
+        raise SettingsError(f"{name} must be between 0 and 1000000, not {text}")
+    return number
+
+
+def _check_credentials(given: tuple[str, str] | None) -> None:
+    """With sigv4, refuse to start unless the credentials file reads cleanly."""
+    from . import auth
+
+    if given is None:
+        raise SettingsError("HPO_AUTH=sigv4 needs HPO_CREDENTIALS_FILE")
+    path, name = given
+    try:
+        auth.load_credentials(path)
+    except auth.CredentialsError as problem:
+        raise SettingsError(f"{name}: {problem}") from None

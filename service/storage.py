@@ -349,11 +349,14 @@ class Storage:
         self._put = redis.register_script(_PUT_TRAINING_JOBS)
         self._create = redis.register_script(_CREATE_TUNING_JOB)
         self._delete = redis.register_script(_DELETE_TUNING_JOB)
+        self.accounts = Accounts(redis)
 
     async def create_tuning_job(
         self, account: str, tuning_job: str, metric_name: str, objective_type: str
     ) -> bool:
         """Create the tuning job; False if it already exists as asked."""
+        # The index first: see "Accounts" below for why and what a crash leaves.
+        await self.accounts.index(account, tuning_job)
         keys = _keys(account, tuning_job)[:1]
         outcome = await self._create(keys, [metric_name, objective_type])
         if outcome < 0:
@@ -375,7 +378,10 @@ class Storage:
 
     async def delete_tuning_job(self, account: str, tuning_job: str) -> None:
         """Remove the tuning job and all of its training jobs."""
-        if not await self._delete(_keys(account, tuning_job)):
+        deleted = await self._delete(_keys(account, tuning_job))
+        # Also when not found: this clears a name a crash left in the index.
+        await self.accounts.unindex(account, tuning_job)
+        if not deleted:
             raise NotFound(tuning_job)
 
     async def list_page(
@@ -407,3 +413,223 @@ class Storage:
             raise NotFound(tuning_job)
         rows = list(zip(reply[2::2], reply[3::2], strict=True))
         return Page(reply[0].decode(), reply[1].decode(), rows)
+
+
+# ---------------------------------------------------------------------------
+# Accounts: the index of tuning jobs, the throttle bucket, fault injection.
+#
+# These keys belong to a whole account and share the hash tag `hpo:{<account>}`,
+# which differs from every tuning job's tag, so each script below touches a
+# single Cluster slot:
+#
+# - `hpo:{<account>}:tuning-jobs`  sorted set, every score 0: tuning job names
+# - `hpo:{<account>}:throttle`     hash: `tokens` left and their time `at_ms`
+# - `hpo:{<account>}:faults`       string: the fault injection config, in
+#                                  JSON, expiring with the config
+#
+# The index and a tuning job live on two slots, so no script may write both.
+# CreateTuningJob adds the name to the index first and then creates the tuning
+# job; DeleteTuningJob deletes the tuning job first and then takes the name
+# out. The index therefore always holds every tuning job that exists; a crash
+# (or a Redis fault) between the two steps can only leave a name whose tuning
+# job does not exist, which ListTuningJobs skips and which the next Create or
+# Delete of that name sets right.
+
+_TAKE_TOKEN = """
+-- Takes one token from an account's bucket and reads its fault config, so a
+-- request with throttling and fault injection both on costs one round trip.
+-- KEYS[1]  the account's bucket hash (fields tokens and at_ms)
+-- KEYS[2]  the account's fault config
+-- ARGV[1]  tokens added per second; "0" leaves the bucket alone
+-- ARGV[2]  the bucket's size: requests an idle account may send at once
+-- ARGV[3]  now, in milliseconds; "" takes the Redis server's clock, which
+--          every replica shares
+-- ARGV[4]  "1" to read the fault config, "0" not to
+-- Returns {1 if a token was taken else 0, milliseconds until the next token
+-- is due, the fault config or false}.
+local allowed, wait_ms = 1, 0
+local rate = tonumber(ARGV[1])
+if rate > 0 then
+  local burst = tonumber(ARGV[2])
+  local now = tonumber(ARGV[3])
+  if not now then
+    local clock = redis.call('TIME')
+    now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  end
+  local state = redis.call('HMGET', KEYS[1], 'tokens', 'at_ms')
+  local tokens, at = tonumber(state[1]), tonumber(state[2])
+  if not tokens then tokens, at = burst, now end
+  -- A clock that steps back must not mint tokens.
+  if now > at then
+    tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+    at = now
+  end
+  if tokens >= 1 then
+    tokens = tokens - 1
+  else
+    allowed = 0
+    wait_ms = math.ceil((1 - tokens) * 1000 / rate)
+  end
+  redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+             'at_ms', string.format('%d', at))
+  -- A bucket left alone this long is full again, the same as no bucket.
+  redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+end
+local faults = false
+if ARGV[4] == '1' then faults = redis.call('GET', KEYS[2]) end
+return {allowed, wait_ms, faults}
+"""
+
+_DESCRIBE_TUNING_JOB = """
+-- Describes a tuning job without walking its training jobs.
+-- KEYS[1]      the tuning job's definition hash
+-- KEYS[2]      the records hash
+-- KEYS[3..7]   the name-ordered sets of status codes 0..4
+-- KEYS[8..12]  the scored sets of status codes 0..4
+-- Returns {} when the tuning job does not exist, otherwise {metric, type,
+-- count of status 0, ..., count of status 4, best name, best record}, the
+-- last two only when a training job has a final objective value. The best
+-- is the highest value for Maximize (ties: the greatest name), the lowest
+-- for Minimize (ties: the least name), as the lists order them.
+local definition = redis.call('HMGET', KEYS[1], 'metric', 'type')
+if not definition[1] then return {} end
+local out = {definition[1], definition[2]}
+for i = 3, 7 do out[#out + 1] = redis.call('ZCARD', KEYS[i]) end
+
+local maximize = definition[2] == 'Maximize'
+local byte = string.byte
+-- Lua compares strings by the server's locale; names must sort by bytes.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = byte(a, i), byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local best, best_score = nil, nil
+for i = 8, 12 do
+  local head
+  if maximize then head = redis.call('ZREVRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  else head = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES') end
+  if #head > 0 then
+    local name, score = head[1], tonumber(head[2])
+    local better = best == nil
+    if not better and score ~= best_score then
+      if maximize then better = score > best_score
+      else better = score < best_score end
+    elseif not better then
+      if maximize then better = bytes_before(best, name)
+      else better = bytes_before(name, best) end
+    end
+    if better then best, best_score = name, score end
+  end
+end
+if best then
+  out[#out + 1] = best
+  out[#out + 1] = redis.call('HGET', KEYS[2], best)
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Description:
+    """A tuning job's objective, its count of jobs per status, and its best job."""
+
+    metric_name: str
+    objective_type: str
+    counts: list[int]
+    best: tuple[bytes, bytes] | None
+
+
+def _account_tag(account: str) -> str:
+    return f"hpo:{{{account}}}"
+
+
+class Accounts:
+    """What belongs to a whole account: its index, bucket and fault config."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._take = redis.register_script(_TAKE_TOKEN)
+        self._describe = redis.register_script(_DESCRIBE_TUNING_JOB)
+
+    async def take_token(
+        self,
+        account: str,
+        *,
+        rate: float,
+        burst: int,
+        now_ms: int | None,
+        read_faults: bool,
+    ) -> tuple[bool, int, bytes | None]:
+        """(allowed, ms until a token is due, raw fault config or None)."""
+        tag = _account_tag(account)
+        now = "" if now_ms is None else str(now_ms)
+        args = [repr(rate), burst, now, "1" if read_faults else "0"]
+        reply = await self._take([f"{tag}:throttle", f"{tag}:faults"], args)
+        return bool(reply[0]), int(reply[1]), reply[2]
+
+    async def faults(self, account: str) -> bytes | None:
+        """The account's raw fault config, or None."""
+        return await self.redis.get(f"{_account_tag(account)}:faults")
+
+    async def faults_with_ttl(self, account: str) -> tuple[bytes | None, int]:
+        """The raw fault config and its seconds to live (-1: no expiry)."""
+        key = f"{_account_tag(account)}:faults"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            raw, ttl_s = await pipe.get(key).ttl(key).execute()
+        return raw, int(ttl_s)
+
+    async def put_faults(self, account: str, raw: bytes, ttl_s: int | None) -> None:
+        """Replace the account's fault config; it vanishes after `ttl_s`."""
+        await self.redis.set(f"{_account_tag(account)}:faults", raw, ex=ttl_s)
+
+    async def delete_faults(self, account: str) -> None:
+        """Remove the account's fault config, if any."""
+        await self.redis.delete(f"{_account_tag(account)}:faults")
+
+    async def index(self, account: str, tuning_job: str) -> None:
+        """Enter the tuning job's name in its account's index."""
+        await self.redis.zadd(f"{_account_tag(account)}:tuning-jobs", {tuning_job: 0})
+
+    async def unindex(self, account: str, tuning_job: str) -> None:
+        """Take the tuning job's name out of its account's index."""
+        await self.redis.zrem(f"{_account_tag(account)}:tuning-jobs", tuning_job)
+
+    async def tuning_jobs(
+        self, account: str, limit: int, after: str = ""
+    ) -> tuple[list[tuple[str, str, str]], bool, str]:
+        """Up to `limit` names past `after`: (name, metric, type) of each.
+
+        Also answers whether more names follow, and the last name read, where
+        the next page starts. Names whose tuning job does not exist (left by a
+        crash between the two steps of a Create or Delete) are skipped.
+        """
+        start = f"({after}" if after else "-"
+        key = f"{_account_tag(account)}:tuning-jobs"
+        names = await self.redis.zrangebylex(key, start, "+", 0, limit + 1)
+        more = len(names) > limit
+        names = [name.decode() for name in names[:limit]]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hmget(_keys(account, name)[0], "metric", "type")
+            definitions = await pipe.execute()
+        found = [
+            (name, metric.decode(), kind.decode())
+            for name, (metric, kind) in zip(names, definitions, strict=True)
+            if metric is not None
+        ]
+        return found, more, names[-1] if names else ""
+
+    async def describe(self, account: str, tuning_job: str) -> Description:
+        """The tuning job's objective, counts per status and best training job."""
+        reply = await self._describe(_keys(account, tuning_job))
+        if not reply:
+            raise NotFound(tuning_job)
+        counts = [int(count) for count in reply[2 : 2 + STATUS_COUNT]]
+        best = None
+        if len(reply) > 2 + STATUS_COUNT:
+            best = (reply[-2], reply[-1])
+        return Description(reply[0].decode(), reply[1].decode(), counts, best)
