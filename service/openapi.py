@@ -36,6 +36,7 @@ _OWN_ERRORS: dict[str, tuple[type[errors.ServiceError], ...]] = {
     "CreateTuningJob": (errors.ResourceInUse,),
     "PutTrainingJobs": (errors.ResourceNotFound,),
     "DeleteTuningJob": (errors.ResourceNotFound,),
+    "DescribeTuningJob": (errors.ResourceNotFound,),
 }
 
 _DESCRIPTION = (
