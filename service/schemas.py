@@ -583,10 +583,80 @@ class ErrorOutput(Schema):
     message = _string("message", required=True)
 
 
+class FaultRuleOutput(Schema):
+    """One fault rule as GetFaultInjection shows it; no Operation means any."""
+
+    operation = _string("Operation", *_length(1, 64))
+    error_code = _string("ErrorCode", _one_of(FAULT_CODES), required=True)
+    probability = _FiniteNumber(
+        data_key="Probability", validate=_range(0, 1), required=True
+    )
+
+
+class LatencyOutput(Schema):
+    """Added latency, in milliseconds, as GetFaultInjection shows it."""
+
+    min_ms = _integer("Min", *_range(0, MAX_LATENCY_MS), required=True)
+    max_ms = _integer("Max", *_range(0, MAX_LATENCY_MS), required=True)
+
+
+class FaultInjectionOutput(Schema):
+    """GetFaultInjection output: `{}` when the account has no config."""
+
+    rules = fields.List(
+        fields.Nested(FaultRuleOutput),
+        data_key="Rules",
+        validate=_length(0, MAX_FAULT_RULES),
+    )
+    latency = fields.Nested(LatencyOutput, data_key="LatencyMs")
+    expires_in_s = _integer("ExpiresInSeconds", *_range(1, MAX_FAULT_TTL_S))
+
+
+class TuningJobSummaryOutput(Schema):
+    """One listed tuning job with its objective."""
+
+    tuning_job = _string(
+        "TuningJobName", *_length(1, 32), _pattern(TUNING_JOB_PATTERN), required=True
+    )
+    metric_name = _string("ObjectiveMetricName", *_length(1, 255), required=True)
+    objective_type = _string("ObjectiveType", _one_of(OBJECTIVE_TYPES), required=True)
+
+
+class ListTuningJobsOutput(Schema):
+    """ListTuningJobs output: NextToken only while more follow."""
+
+    summaries = fields.List(
+        fields.Nested(TuningJobSummaryOutput),
+        data_key="TuningJobSummaries",
+        required=True,
+    )
+    next_token = _string("NextToken", *_length(high=MAX_NEXT_TOKEN_CHARS))
+
+
+StatusCountersOutput = Schema.from_dict(
+    {status: _integer(status, *_range(low=0), required=True) for status in STATUSES},
+    name="StatusCountersOutput",
+)
+
+
+class DescribeTuningJobOutput(TuningJobSummaryOutput):
+    """DescribeTuningJob output: the best training job only when one has a value."""
+
+    counters = fields.Nested(
+        StatusCountersOutput, data_key="TrainingJobStatusCounters", required=True
+    )
+    best = fields.Nested(TrainingJobSummaryOutput, data_key="BestTrainingJob")
+
+
 # Every operation's output schema, by operation name (the keys of INPUTS).
 OUTPUTS: dict[str, type[Schema]] = {
     "ListTrainingJobsForTuningJob": ListTrainingJobsOutput,
     "CreateTuningJob": EmptyOutput,
     "PutTrainingJobs": PutTrainingJobsOutput,
     "DeleteTuningJob": EmptyOutput,
+    "PutFaultInjection": EmptyOutput,
+    "GetFaultInjection": FaultInjectionOutput,
+    "DeleteFaultInjection": EmptyOutput,
+    "ListTuningJobs": ListTuningJobsOutput,
+    "DescribeTuningJob": DescribeTuningJobOutput,
 }
