@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import random
 import re
 import time
@@ -80,6 +81,11 @@ class Guards:
 
 
 GUARDS: web.AppKey[Guards] = web.AppKey("guards")
+
+
+def burst_of(settings: Settings) -> int:
+    """HPO_THROTTLE_BURST, or by default one second's worth of requests."""
+    return settings.throttle_burst or max(1, math.ceil(settings.throttle_rate))
 
 
 def install(app: web.Application, settings: Settings) -> None:
@@ -226,7 +232,7 @@ async def _throttle_and_inject(
         allowed, wait_ms, raw = await accounts.take_token(
             account,
             rate=settings.throttle_rate,
-            burst=settings.throttle_burst,
+            burst=burst_of(settings),
             now_ms=now_ms,
             read_faults=faults_on,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -39,7 +38,7 @@ class Settings:
     credentials_file: str | None = None
     region: str | None = None
     throttle_rate: float = 0.0
-    throttle_burst: int = 0
+    throttle_burst: int = 0  # 0: one second's worth of requests
     fault_injection: bool = False
     body_timeout_s: float = 10.0
     idle_timeout_s: float = 75.0
@@ -250,15 +249,10 @@ def _shared_deployment(raw: dict[str, tuple[str, str]]) -> dict[str, object]:
     if "idle_timeout_s" in raw:
         values["idle_timeout_s"] = _positive_float(*raw["idle_timeout_s"])
 
-    rate = 0.0
     if "throttle_rate" in raw:
-        rate = _rate(*raw["throttle_rate"])
-        values["throttle_rate"] = rate
+        values["throttle_rate"] = _rate(*raw["throttle_rate"])
     if "throttle_burst" in raw:
         values["throttle_burst"] = _int(*raw["throttle_burst"], low=1, high=10**6)
-    elif rate:
-        # An idle account may spend one second's worth of requests at once.
-        values["throttle_burst"] = max(1, math.ceil(rate))
 
     if "credentials_file" in raw:
         values["credentials_file"] = raw["credentials_file"][0]
