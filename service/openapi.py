@@ -13,7 +13,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields, validate
 
-from . import __version__, errors, handlers, schemas
+from . import __version__, errors, guards, handlers, schemas
 
 log = logging.getLogger("service.openapi")
 
@@ -25,6 +25,7 @@ ERROR_TYPE_HEADER = "x-amzn-ErrorType"
 _COMMON_ERRORS: tuple[type[errors.ServiceError], ...] = (
     errors.ValidationError,
     errors.PayloadTooLarge,
+    guards.RequestTimeout,
     errors.AccessForbidden,
     errors.Throttling,
     errors.InternalFailure,
