@@ -525,3 +525,39 @@ async def test_aws_cli_add_model_installs_the_shipped_model(endpoint, tmp_path):
     assert (installed / model.API_VERSION / "service-2.json").exists()
     names = [s["TrainingJobName"] for s in listed["TrainingJobSummaries"]]
     assert names == expected_names(jobs, None, "Ascending", None)
+
+
+@only_real_redis
+async def test_sigv4_deployment_accepts_boto3_signatures_from_the_model(
+    endpoint_for, app_factory, tmp_path, monkeypatch
+):
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(
+        json.dumps(
+            {
+                "Credentials": [
+                    {
+                        "AccessKeyId": "AKIDEXAMPLE",
+                        "SecretAccessKey": "dummy-secret",
+                        "AwsAccountId": ACCOUNT,
+                    }
+                ]
+            }
+        ).encode()
+    )
+    app = app_factory(auth="sigv4", credentials_file=str(keys), region=REGION)
+
+    async with endpoint_for(app) as endpoint:
+        # The environment's keys are the ones in the file: boto3 signs for
+        # the model's signingName and the region, and the server agrees.
+        await in_thread(create_and_fill, sdk(endpoint), training_jobs(3))
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        forged = sdk(endpoint)
+        with pytest.raises(forged.exceptions.AccessForbidden) as caught:
+            await in_thread(
+                forged.list_training_jobs_for_tuning_job,
+                AwsAccountId=ACCOUNT,
+                TuningJobName="tj",
+            )
+
+    assert_service_error(caught, errors.AccessForbidden)
