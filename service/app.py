@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from . import guards, handlers, middleware, observability, openapi
 from .keys import SETTINGS, STORAGE
@@ -48,11 +49,20 @@ def open_redis(settings: Settings) -> Redis:
     if settings.redis_cluster:
         return _open_cluster(settings)
     # Fail fast: a request must not wait out long timeouts and many retries.
+    # One retry, on a broken connection only (a pooled connection to a Redis
+    # that restarted, a refused connect): it costs milliseconds. A timeout is
+    # not retried, so a silent Redis costs one timeout, and a write that may
+    # have been applied is not sent twice.
+    retry = Retry(
+        ExponentialBackoff(cap=0.05, base=0.01),
+        retries=1,
+        supported_errors=(RedisConnectionError,),
+    )
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        retry=retry,
         health_check_interval=30,
     )
 
