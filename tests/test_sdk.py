@@ -7,6 +7,7 @@ boto3's blocking calls run in a worker thread, and the CLI in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import configparser
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,7 +25,7 @@ import pytest
 from aiohttp import web
 from botocore.config import Config
 
-from service import errors, guards, model
+from service import cli, errors, guards, model
 from service.app import create_app
 
 from .conftest import ACCOUNT, make_settings
@@ -35,6 +37,7 @@ REGION = "us-east-1"
 # Each call gets one attempt unless a test asks for retries.
 NO_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 CLI_TIMEOUT_S = 60
+ROOT = Path(__file__).resolve().parent.parent
 only_real_redis = pytest.mark.parametrize("redis", ["real"], indirect=True)
 
 
@@ -158,6 +161,27 @@ def walk(client: Any, page_size: int, **query: Any) -> list[list[str]]:
     return [
         [s["TrainingJobName"] for s in page["TrainingJobSummaries"]] for page in pages
     ]
+
+
+def test_model_path_command_prints_the_folder_for_aws_data_path(capsys):
+    assert cli.main(["model-path"]) == 0
+
+    printed = Path(capsys.readouterr().out.strip())
+    assert printed == model.data_path()
+    for name in ("service-2.json", "paginators-1.json"):
+        assert (printed / model.SERVICE_NAME / model.API_VERSION / name).is_file()
+
+
+def test_package_data_globs_ship_the_model_files():
+    # What `pip install .` copies: setup.cfg's globs, relative to the package.
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    globs = config["options.package_data"]["service"].split()
+    package = ROOT / "service"
+    shipped = {path for glob in globs for path in package.glob(glob)}
+
+    folder = model.data_path() / model.SERVICE_NAME / model.API_VERSION
+    assert {folder / "service-2.json", folder / "paginators-1.json"} <= shipped
 
 
 async def test_paginator_walks_every_order_and_filter(endpoint):
