@@ -52,11 +52,11 @@ async def list_training_jobs(request: web.Request) -> web.Response:
         last = tokens.Cursor(rows[-1][0].decode(), last_score)
         next_token = tokens.issue(secret, query, last)
 
-    objective = schemas.objective_prefix(page.metric_name, page.objective_type)
-    items = [
-        schemas.summary(name, *part, objective)
-        for (name, _), part in zip(rows, parts, strict=True)
-    ]
+    items = schemas.summaries(
+        zip([name for name, _ in rows], parts, strict=True),
+        page.metric_name,
+        page.objective_type,
+    )
     return _json(schemas.summaries_page(items, next_token))
 
 

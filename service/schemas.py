@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from marshmallow import RAISE, Schema, fields, validate, validates, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    fields,
+    missing,
+    validate,
+    validates,
+    validates_schema,
+)
 from marshmallow import ValidationError as SchemaError
 
 from . import errors
@@ -305,12 +315,78 @@ def load(schema: Schema, body: Any) -> dict[str, Any]:
     """Validate a decoded request body; raise an AWS-shaped ValidationError."""
     if not isinstance(body, dict):
         raise errors.ValidationError("Request body must be a JSON object")
+    fast = _fast_loader(schema)
+    if fast is not None:
+        loaded = fast(body)
+        if loaded is not None:
+            return loaded
     try:
         return schema.load(body)
     except SchemaError as problem:
         found: list[str] = []
         _collect(schema, problem.messages, body, "", found)
         raise errors.ValidationError(_summary(found)) from None
+
+
+# A valid body of a flat schema is loaded without marshmallow's machinery,
+# which costs tens of microseconds a request. The fast loader is derived from
+# the schema's own fields and validators and gives up (returns None) on
+# anything it does not accept outright, so marshmallow then loads the body and
+# words every error: results and messages cannot differ.
+_FAST_KINDS: dict[type, type] = {fields.String: str, fields.Integer: int}
+_FAST_LOADERS: weakref.WeakKeyDictionary[Schema, Any] = weakref.WeakKeyDictionary()
+_MISSING = object()
+
+
+def _fast_loader(schema: Schema) -> Any:
+    """The schema's fast loader, or None when it has fields or hooks beyond it."""
+    try:
+        return _FAST_LOADERS[schema]
+    except KeyError:
+        pass
+    loader = _build_fast_loader(schema)
+    _FAST_LOADERS[schema] = loader
+    return loader
+
+
+def _build_fast_loader(schema: Schema) -> Any:
+    if any(schema._hooks.values()) or schema.unknown != RAISE or schema.partial:
+        return None
+    specs = []
+    for name, field in schema.load_fields.items():
+        kind = _FAST_KINDS.get(type(field))
+        if kind is None or field.dump_only or field.allow_none:
+            return None
+        default = field.load_default
+        specs.append(
+            (field.data_key or name, name, kind, field.required, default,
+             tuple(field.validators))
+        )  # fmt: skip
+    known = frozenset(key for key, *_ in specs)
+
+    def fast(body: dict[str, Any]) -> dict[str, Any] | None:
+        if not known.issuperset(body):
+            return None
+        loaded: dict[str, Any] = {}
+        for key, name, kind, required, default, validators in specs:
+            value = body.get(key, _MISSING)
+            if value is _MISSING:
+                if required:
+                    return None
+                if default is not missing:
+                    loaded[name] = default() if callable(default) else default
+                continue
+            if type(value) is not kind:  # bool is not int here
+                return None
+            try:
+                for validator in validators:
+                    validator(value)
+            except SchemaError:
+                return None
+            loaded[name] = value
+        return loaded
+
+    return fast
 
 
 def _summary(found: list[str]) -> str:
@@ -439,6 +515,40 @@ def summary(
         + retried
         + tail
     )
+
+
+def summaries(
+    rows: Iterable[tuple[bytes, Sequence[bytes]]], metric_name: str, objective_type: str
+) -> list[bytes]:
+    """Each row's summary, the same bytes as `summary` gives, built faster.
+
+    A row is a training job's name and its record's parts, in the order
+    `summary` takes them. One format per job, with the objective already in
+    the template, instead of a concatenation per member: pages of 100 are the
+    hot path.
+    """
+    valued, plain = _summary_templates(metric_name, objective_type)
+    items = []
+    for name, (status, retried, value, hyperparameters) in rows:
+        if value:
+            item = valued[status[0] - 48] % (name, hyperparameters, retried, value)
+        else:
+            item = plain[status[0] - 48] % (name, hyperparameters, retried)
+        items.append(item)
+    return items
+
+
+@functools.lru_cache(maxsize=1024)
+def _summary_templates(
+    metric_name: str, objective_type: str
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """Per status code, the summary with and without a value, as %-templates."""
+    objective = objective_prefix(metric_name, objective_type).replace(b"%", b"%%")
+    heads = [
+        wire + b',"HyperParameters":%s,"RetriedAttempt":%s' for wire in _STATUS_WIRE
+    ]
+    valued = tuple(head + objective + b"%s}}" for head in heads)
+    return valued, tuple(head + b"}" for head in heads)
 
 
 def summaries_page(items: list[bytes], next_token: str | None) -> bytes:
