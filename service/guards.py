@@ -46,6 +46,9 @@ SMALL_BODY_OPERATIONS = frozenset(
 MAX_LINE_BYTES = 4096
 MAX_FIELD_BYTES = 8190
 MAX_HEADERS = 64
+# After answering a request whose body did not all arrive, aiohttp reads and
+# drops the rest for this long before closing (its default is 10 seconds).
+LINGER_S = 1.0
 
 # The real errors' texts: an injected error must read exactly the same.
 THROTTLED_MESSAGE = "Rate exceeded"
@@ -106,6 +109,7 @@ def handler_args(settings: Settings) -> dict[str, Any]:
         "max_line_size": MAX_LINE_BYTES,
         "max_field_size": MAX_FIELD_BYTES,
         "max_headers": MAX_HEADERS,
+        "lingering_time": LINGER_S,
         # Also bounds a client that sends its headers slowly.
         "keepalive_timeout": settings.idle_timeout_s,
     }
