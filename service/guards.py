@@ -142,10 +142,12 @@ async def guard(request: web.Request, handler: middleware.Handler) -> Any:
 
 
 def _operation(request: web.Request) -> str | None:
-    """The operation a request calls, or None for an unknown path or method."""
-    if request.match_info.http_exception is not None:
+    """The operation a POST calls, or None: other routes are left alone."""
+    # Probes and documents (GET routes) must answer without a signature.
+    if request.match_info.http_exception is not None or request.method != "POST":
         return None
-    return request.path[1:]
+    name = request.path[1:]
+    return name if name in schemas.INPUTS else None
 
 
 async def _read_body(request: web.Request, operation: str, settings: Settings) -> bytes:

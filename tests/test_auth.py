@@ -15,6 +15,7 @@ from typing import Any
 import botocore.session
 import orjson
 import pytest
+from aiohttp import web
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -140,6 +141,21 @@ async def test_signed_requests_are_served(signed):
     assert status == 200
     status, page = await signed.call("ListTrainingJobsForTuningJob", list_body())
     assert (status, page) == (200, {"TrainingJobSummaries": []})
+
+
+async def test_routes_other_than_operations_need_no_signature(
+    aiohttp_client, app_factory, credentials_file
+):
+    async def probe(request):
+        return web.Response(text="ok")
+
+    app = app_factory(auth="sigv4", credentials_file=credentials_file)
+    app.router.add_get("/probe", probe)
+    client = await aiohttp_client(app)
+
+    assert (await client.get("/probe")).status == 200
+    response = await client.post("/CreateTuningJob", data=b"{}")
+    assert response.status == 403
 
 
 async def test_signed_query_string_is_canonicalised_sorted(signed):
