@@ -86,6 +86,7 @@ def endpoint_for(aws_env: None) -> Any:
 
 @pytest.fixture
 async def endpoint(endpoint_for: Any, app_factory: Any) -> AsyncIterator[str]:
+    """A live server over the test's store, with default settings."""
     async with endpoint_for(app_factory()) as url:
         yield url
 
@@ -99,6 +100,7 @@ def sdk(endpoint: str, retries: dict | None = None) -> Any:
 
 
 async def in_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking SDK call off the loop that serves it."""
     return await asyncio.to_thread(call, *args, **kwargs)
 
 
@@ -137,6 +139,7 @@ def expected_names(jobs: list[dict], sort_by: str | None, order: str, status: An
 
 
 def create_and_fill(client: Any, jobs: list[dict], tuning_job: str = "tj") -> None:
+    """Create a Maximize tuning job through the SDK and put `jobs` into it."""
     client.create_tuning_job(
         AwsAccountId=ACCOUNT,
         TuningJobName=tuning_job,
@@ -481,6 +484,7 @@ async def aws_cli(*args: str, env: dict[str, str] | None = None) -> Any:
 
 
 def cli_list(endpoint: str, *extra: str) -> list[str]:
+    """The CLI words that list the training jobs of "tj"."""
     return [
         "sagemakerhpo",
         "list-training-jobs-for-tuning-job",
