@@ -1,0 +1,1 @@
+"""The benchmark: the service against the bare stack and moto, on loopback."""
