@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import auth, errors, middleware, schemas
+from . import auth, errors, middleware, observability, schemas
 from .keys import STORAGE
 from .settings import Settings
 
@@ -245,6 +245,7 @@ async def _throttle_and_inject(
         if not allowed:
             extra = _fields(request, account, operation, "Throttling", False)
             log.info("throttled", extra={**extra, "retry_after_ms": wait_ms})
+            observability.count_throttled(operation)
             raise errors.Throttling(THROTTLED_MESSAGE)
     elif faults_on:
         raw = await accounts.faults(account)
@@ -271,6 +272,7 @@ async def _inject(
                 "fault injected",
                 extra=_fields(request, account, operation, code, True),
             )
+            observability.count_fault(operation, code)
             raise _error(code, request)
 
 
@@ -291,7 +293,7 @@ def _fields(
         "request_id": request.get(middleware.REQUEST_ID),
         "account": account,
         "operation": operation,
-        "error_code": code,
+        "code": code,
         "injected": injected,
     }
 

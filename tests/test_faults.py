@@ -8,6 +8,7 @@ import random
 import time
 from typing import Any
 
+import prometheus_client
 import pytest
 
 from service import guards
@@ -195,14 +196,25 @@ async def test_latency_really_delays_the_answer(faulty):
     assert time.monotonic() - started >= 0.06
 
 
-async def test_injected_errors_are_logged_apart(faulty, caplog):
+def injected_count() -> float:
+    labels = {"operation": LIST, "kind": "Throttling"}
+    found = prometheus_client.REGISTRY.get_sample_value(
+        "hpo_injected_faults_total", labels
+    )
+    return found or 0.0
+
+
+async def test_injected_errors_are_logged_and_counted_apart(faulty, caplog):
     await put_faults(faulty, Rules=[rule("Throttling", 0.5)])
+    counted_before = injected_count()
     with caplog.at_level(logging.INFO, logger="service.guards"):
         statuses = [(await list_jobs(faulty))[0] for _ in range(20)]
 
+    assert injected_count() - counted_before == statuses.count(401)
+
     injected = [r for r in caplog.records if getattr(r, "injected", False)]
     assert len(injected) == statuses.count(401) > 0
-    assert {(r.account, r.operation, r.error_code) for r in injected} == {
+    assert {(r.account, r.operation, r.code) for r in injected} == {
         (ACCOUNT, LIST, "Throttling")
     }
 
