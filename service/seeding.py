@@ -38,6 +38,8 @@ _VALUED_STATUSES = frozenset({"Completed", "Stopped"})
 # Seeded metric values keep this many decimals, as real metrics are reported.
 _VALUE_DIGITS = 6
 _IN_FLIGHT = 4
+_POOL_BITS = 10
+_POOL_SIZE = 1 << _POOL_BITS
 
 _TRAINING_JOB = schemas.TrainingJobInput()
 _TUNING_JOB = schemas.INPUTS["CreateTuningJob"]()
@@ -137,17 +139,24 @@ def synthetic_jobs(
     codes = [code for code, _ in status_mix]
     weights = [share for _, share in status_mix]
     valued = {schemas.STATUSES.index(status) for status in _VALUED_STATUSES}
-    makers = _hyperparameter_makers(hyperparameters)
-    width = len(str(max(start + count - 1, 0)))
+    # Values are drawn from pools made once: a draw per job and member would
+    # cost more than writing the job to Redis.
+    pools = [
+        (name, [make(rng) for _ in range(_POOL_SIZE)])
+        for name, make in _hyperparameter_makers(hyperparameters)
+    ]
+    draw = rng.getrandbits
+    name_format = f"job-%0{len(str(max(start + count - 1, 0)))}d"
     for number, code in zip(
         range(start, start + count), rng.choices(codes, weights, k=count), strict=True
     ):
         value = round(distribution(rng), _VALUE_DIGITS) if code in valued else None
+        retried = draw(4)  # 0 to 15: most jobs never retried
         yield storage.TrainingJob(
-            name=f"job-{number:0{width}d}",
+            name=name_format % number,
             status=code,
-            hyperparameters={name: make(rng) for name, make in makers},
-            retried_attempt=0 if rng.random() < 0.9 else rng.randint(1, 3),
+            hyperparameters={name: pool[draw(_POOL_BITS)] for name, pool in pools},
+            retried_attempt=retried if retried < 4 else 0,
             value=value if value is None or math.isfinite(value) else None,
         )
 
