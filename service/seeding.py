@@ -16,7 +16,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -310,12 +310,10 @@ class ImportReport:
     """What an import wrote and which lines it refused, with why."""
 
     written: int = 0
-    bad: list[tuple[int, str]] | None = None
+    bad: list[tuple[int, str]] = field(default_factory=list)
 
     def refuse(self, line_number: int, reason: str) -> None:
         """Note that line `line_number` is not written, and why."""
-        if self.bad is None:
-            self.bad = []
         self.bad.append((line_number, reason))
 
 
@@ -403,9 +401,9 @@ async def import_jobs(store: storage.Storage, args: argparse.Namespace) -> str:
                     "--metric-name and --objective-type, or a header line"
                 ) from None
 
-    for number, reason in report.bad or ():
+    for number, reason in report.bad:
         print(f"{args.file}:{number}: {reason}", file=sys.stderr)
-    refused = len(report.bad or ())
+    refused = len(report.bad)
     summary = (
         f"imported {report.written} training jobs into "
         f"{target.account}/{target.tuning_job}; {refused} lines refused"
