@@ -94,10 +94,12 @@ def burst_of(settings: Settings) -> int:
 def install(app: web.Application, settings: Settings) -> None:
     """Set up the guards' state, and SIGHUP reloads of the credentials."""
     verifier = None
-    if settings.auth == "sigv4" and settings.credentials_file:
-        ring = auth.KeyRing(
-            settings.credentials_file, auth.load_credentials(settings.credentials_file)
-        )
+    if settings.auth == "sigv4":
+        # Fail closed: sigv4 without keys must not serve unsigned requests.
+        if not settings.credentials_file:
+            raise auth.CredentialsError("HPO_AUTH=sigv4 needs HPO_CREDENTIALS_FILE")
+        path = settings.credentials_file
+        ring = auth.KeyRing(path, auth.load_credentials(path))
         verifier = auth.Verifier(ring, settings.region)
         auth.install_reload(app, ring)
     app[GUARDS] = Guards(settings, verifier)

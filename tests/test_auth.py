@@ -445,6 +445,11 @@ def test_settings_refuse_sigv4_without_readable_credentials(variables, reason):
     assert reason in str(problem.value)
 
 
+def test_sigv4_without_a_file_fails_closed(app_factory):
+    with pytest.raises(auth.CredentialsError):
+        app_factory(auth="sigv4")
+
+
 @pytest.mark.parametrize(
     "content, reason",
     [
