@@ -177,6 +177,7 @@ async def _read_body(request: web.Request, operation: str, settings: Settings) -
 
 def _body_account(body: bytes) -> str | None:
     """The body's AwsAccountId when it is one; the handler judges the rest."""
+    # The handler decodes the body again; this runs only when a guard is on.
     try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError:

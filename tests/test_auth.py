@@ -392,7 +392,8 @@ async def test_secrets_never_reach_the_logs(signed_factory, caplog):
     assert repr(auth.AccessKey(SECRET_KEY, ACCOUNT)).count(SECRET_KEY) == 0
 
 
-async def test_boto3_client_signs_what_the_server_accepts(signed, monkeypatch):
+async def test_boto3_client_signs_what_the_server_accepts(signed_factory, monkeypatch):
+    signed = await signed_factory(fault_injection=True)
     monkeypatch.setenv("AWS_DATA_PATH", str(model.data_path()))
     session = botocore.session.get_session()
     client = session.create_client(
@@ -412,6 +413,21 @@ async def test_boto3_client_signs_what_the_server_accepts(signed, monkeypatch):
         ObjectiveType="Minimize",
     )
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    listed = await asyncio.to_thread(client.list_tuning_jobs, AwsAccountId=ACCOUNT)
+    assert [item["TuningJobName"] for item in listed["TuningJobSummaries"]] == ["boto"]
+    described = await asyncio.to_thread(
+        client.describe_tuning_job, AwsAccountId=ACCOUNT, TuningJobName="boto"
+    )
+    assert described["ObjectiveType"] == "Minimize"
+    rules = [{"ErrorCode": "ServiceUnavailable", "Probability": 1.0}]
+    await asyncio.to_thread(
+        client.put_fault_injection, AwsAccountId=ACCOUNT, Rules=rules
+    )
+    faults = await asyncio.to_thread(client.get_fault_injection, AwsAccountId=ACCOUNT)
+    assert faults["Rules"] == rules
+    with pytest.raises(client.exceptions.ServiceUnavailable):
+        await asyncio.to_thread(client.list_tuning_jobs, AwsAccountId=ACCOUNT)
+    await asyncio.to_thread(client.delete_fault_injection, AwsAccountId=ACCOUNT)
 
     other = session.create_client(
         "sagemakerhpo",
