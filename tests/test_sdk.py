@@ -335,6 +335,43 @@ async def test_client_errors_surface_as_modeled_exceptions(endpoint):
 
 
 @only_real_redis
+async def test_oversized_batch_surfaces_as_validation_error_413(
+    endpoint_for, app_factory
+):
+    async with endpoint_for(app_factory(max_body_bytes=70_000)) as endpoint:
+        client = sdk(endpoint)
+        await in_thread(create_and_fill, client, training_jobs(1))
+        batch = [
+            {"TrainingJobName": f"big-{number}", "TrainingJobStatus": "Completed",
+             "HyperParameters": {"blob": "x" * 200}}
+            for number in range(1000)
+        ]  # fmt: skip
+        with pytest.raises(client.exceptions.ValidationError) as caught:
+            await in_thread(
+                client.put_training_jobs,
+                AwsAccountId=ACCOUNT,
+                TuningJobName="tj",
+                TrainingJobs=batch,
+            )
+
+    message = assert_service_error(caught, errors.PayloadTooLarge)
+    assert message == "Request body is larger than this operation accepts"
+
+
+def test_client_methods_read_the_model_documentation(aws_env):
+    client = sdk("http://127.0.0.1:1")
+
+    # botocore writes these docstrings lazily, when they are turned into text.
+    text = str(client.list_training_jobs_for_tuning_job.__doc__)
+    paginator = client.get_paginator("list_training_jobs_for_tuning_job")
+
+    assert "Gets one page of the training jobs of a tuning job." in text
+    assert ":param TuningJobName: **[REQUIRED]**" in text
+    assert "Present only when more training jobs follow" in text
+    assert "PageSize" in str(paginator.paginate.__doc__)
+
+
+@only_real_redis
 async def test_injected_internal_failure_surfaces_without_internals(
     endpoint_for, app_factory
 ):
