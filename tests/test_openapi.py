@@ -84,7 +84,13 @@ async def test_document_describes_every_operation(api):
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         answers = operation["responses"]
         assert operation["operationId"] == name
-        assert resolve(document, body)["additionalProperties"] is False
+        request = resolve(document, body)
+        fields = schemas.INPUTS[name]().fields.values()
+        assert set(request["properties"]) == {field.data_key for field in fields}
+        assert set(request.get("required", ())) == {
+            field.data_key for field in fields if field.required
+        }
+        assert request["additionalProperties"] is False
         assert "application/json" in answers["200"]["content"]
         wanted = {str(kind.status) for kind in openapi.operation_errors(name)}
         assert set(answers) == {"200", *wanted}
