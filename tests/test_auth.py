@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+import aiohttp
 import botocore.session
 import orjson
 import pytest
@@ -25,6 +26,7 @@ from service import auth, guards, model
 from service import settings as settings_module
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT
+from .redis_servers import free_port
 
 KEY_ID = "AKIDHPOTEST0000000001"
 SECRET_KEY = "hpo-test-secret/K7MDENG+bPxRfiCYEXAMPLE"
@@ -504,3 +506,64 @@ def test_server_refuses_to_start_with_one_line_reason(tmp_path):
     assert done.stderr.count("\n") == 1
     assert "HPO_CREDENTIALS_FILE" in done.stderr
     assert "cannot read" in done.stderr
+
+
+def test_fault_injection_setting():
+    assert settings_module.load([], {"HPO_FAULT_INJECTION": "on"}).fault_injection
+    assert not settings_module.load([], {}).fault_injection
+
+
+async def test_a_running_server_reloads_keys_on_sighup(tmp_path):
+    path = write_credentials(tmp_path / "keys.json", (KEY_ID, SECRET_KEY, ACCOUNT))
+    port = free_port()
+    environ = {
+        **os.environ,
+        "HPO_AUTH": "sigv4",
+        "HPO_CREDENTIALS_FILE": path,
+        "HPO_PORT": str(port),
+        "HPO_TOKEN_SECRET": "test",
+        "HPO_SHUTDOWN_GRACE_S": "0.1",
+    }
+    environ.pop("HPO_REDIS_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/ListTuningJobs"
+    body = orjson.dumps({"AwsAccountId": ACCOUNT})
+
+    async def status_with(session: aiohttp.ClientSession, key: tuple) -> int:
+        request = AWSRequest(method="POST", url=url, data=body)
+        SigV4Auth(Credentials(*key), "sagemakerhpo", "us-east-1").add_auth(request)
+        async with session.post(url, data=body, headers=dict(request.headers)) as r:
+            return r.status
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):  # until it listens
+                try:
+                    first = await status_with(session, (KEY_ID, SECRET_KEY))
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            assert first == 200
+            assert await status_with(session, (NEW_KEY_ID, NEW_SECRET_KEY)) == 403
+
+            write_credentials(
+                tmp_path / "keys.json", (NEW_KEY_ID, NEW_SECRET_KEY, ACCOUNT)
+            )
+            server.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                got = await status_with(session, (NEW_KEY_ID, NEW_SECRET_KEY))
+                if got == 200:
+                    break
+                await asyncio.sleep(0.05)
+
+            assert got == 200
+            assert await status_with(session, (KEY_ID, SECRET_KEY)) == 403
+            assert server.poll() is None  # still serving
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from service import guards
+from service import settings as settings_module
 from service.app import create_app
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, make_settings
@@ -155,3 +156,34 @@ async def test_round_trips_per_request(
         await redis.aclose()
 
     assert sent == 1 + extra_commands  # the page's script, and the guards'
+
+
+@pytest.mark.parametrize(
+    "variables, expected",
+    [
+        ({}, (0.0, 1)),
+        ({"HPO_THROTTLE_RATE": "2.5"}, (2.5, 3)),
+        ({"HPO_THROTTLE_RATE": "0.1"}, (0.1, 1)),
+        ({"HPO_THROTTLE_RATE": "10", "HPO_THROTTLE_BURST": "50"}, (10.0, 50)),
+    ],
+)
+def test_throttle_settings(variables, expected):
+    loaded = settings_module.load([], variables)
+    assert (loaded.throttle_rate, guards.burst_of(loaded)) == expected
+
+
+@pytest.mark.parametrize(
+    "variables, reason",
+    [
+        ({"HPO_THROTTLE_RATE": "-1"}, "HPO_THROTTLE_RATE (--throttle-rate)"),
+        ({"HPO_THROTTLE_RATE": "fast"}, "must be a number"),
+        ({"HPO_THROTTLE_BURST": "0"}, "HPO_THROTTLE_BURST (--throttle-burst)"),
+        ({"HPO_FAULT_INJECTION": "maybe"}, "must be one of on, off"),
+        ({"HPO_BODY_TIMEOUT_S": "0"}, "HPO_BODY_TIMEOUT_S (--body-timeout-s)"),
+        ({"HPO_IDLE_TIMEOUT_S": "x"}, "HPO_IDLE_TIMEOUT_S (--idle-timeout-s)"),
+    ],
+)
+def test_bad_shared_deployment_settings_are_refused(variables, reason):
+    with pytest.raises(settings_module.SettingsError) as problem:
+        settings_module.load([], variables)
+    assert reason in str(problem.value)
