@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -115,10 +116,15 @@ def install_reload(app: web.Application, ring: KeyRing) -> None:
     """
 
     async def start(app: web.Application) -> None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ring.reload)
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ring.reload)
+        except (RuntimeError, ValueError, NotImplementedError):
+            # Only a main thread's loop on a Unix system can take signals.
+            log.warning("SIGHUP cannot be handled here: keys load at start only")
 
     async def stop(app: web.Application) -> None:
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
