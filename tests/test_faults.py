@@ -193,7 +193,7 @@ async def test_latency_really_delays_the_answer(faulty):
     started = time.monotonic()
     assert (await list_jobs(faulty))[0] == 200
 
-    assert time.monotonic() - started >= 0.06
+    assert time.monotonic() - started >= 0.055  # the loop may wake a hair early
 
 
 def injected_count() -> float:
@@ -326,12 +326,12 @@ async def test_injected_internal_failure_looks_like_a_real_one(
 
 
 async def test_a_slow_fault_does_not_block_other_requests(faulty):
-    await put_faults(faulty, Rules=[], LatencyMs={"Min": 200, "Max": 200})
+    await put_faults(faulty, Rules=[], LatencyMs={"Min": 300, "Max": 300})
 
     slow = asyncio.ensure_future(list_jobs(faulty))
-    started = time.monotonic()
+    await asyncio.sleep(0.01)  # the slow request is waiting out its latency
     status, _, _ = await list_jobs(faulty, OTHER_ACCOUNT)  # no faults there
 
     assert status == 404
-    assert time.monotonic() - started < 0.2
+    assert not slow.done()
     assert (await slow)[0] == 200
