@@ -137,6 +137,9 @@ class _Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
             self.alive.pop(pid).returncode = code
+            # A worker still starting when asked to stop dies of the signal.
+            if self.stopping and code == -signal.SIGTERM:
+                continue
             if code != 0 or not self.stopping:
                 log.error("worker %d exited with status %d", pid, code)
                 status = 1
