@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Sequence
 
 from aiohttp import web
+from prometheus_client import multiprocess
 
 from . import observability
 from .app import create_app
@@ -90,7 +91,7 @@ def _supervise(settings: Settings, argv: Sequence[str]) -> int:
         env["HPO_TOKEN_SECRET"] = secrets.token_urlsafe(32)
 
     command = [sys.executable, "-m", "service", "serve", *argv]
-    supervisor = _Supervisor()
+    supervisor = _Supervisor(metrics_dir)
     try:
         for index in range(settings.workers):
             env[WORKER_ENV] = str(index)
@@ -106,7 +107,8 @@ def _supervise(settings: Settings, argv: Sequence[str]) -> int:
 class _Supervisor:
     """Worker processes, and the stop signals passed on to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_dir: str) -> None:
+        self.metrics_dir = metrics_dir
         self.alive: dict[int, subprocess.Popen] = {}
         self.stopping = False
         # Installed before any worker starts, so none is ever orphaned.
@@ -137,6 +139,8 @@ class _Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
             self.alive.pop(pid).returncode = code
+            # Its in-flight gauge would otherwise count forever in the sum.
+            multiprocess.mark_process_dead(pid, self.metrics_dir)
             # A worker still starting when asked to stop dies of the signal.
             if self.stopping and code == -signal.SIGTERM:
                 continue
