@@ -567,3 +567,18 @@ async def test_a_running_server_reloads_keys_on_sighup(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+async def test_signed_requests_are_throttled_as_the_keys_account(signed_factory):
+    signed = await signed_factory(throttle_rate=1.0, throttle_burst=2)
+    frozen_s = time.time()  # near the signatures' time, and still
+    signed.app[guards.GUARDS].clock = lambda: frozen_s
+
+    # Bodies naming no account still spend the signing account's tokens.
+    answers = [(await signed.call("ListTuningJobs", {}))[0] for _ in range(3)]
+    other = await signed.call(
+        "ListTuningJobs", {}, key=(OTHER_KEY_ID, OTHER_SECRET_KEY)
+    )
+
+    assert answers == [400, 400, 401]
+    assert other[0] == 400
