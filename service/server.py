@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
+import uvloop
 from aiohttp import web
 from prometheus_client import multiprocess
 
@@ -34,7 +35,8 @@ def run(settings: Settings, argv: Sequence[str]) -> int:
     """Serve until SIGTERM or SIGINT and return the exit status."""
     if settings.workers > 1 and WORKER_ENV not in os.environ:
         return _supervise(settings, argv)
-    asyncio.run(serve(settings, reuse_port=settings.workers > 1))
+    # uvloop: about a tenth less CPU per request (docs/benchmarks.md).
+    uvloop.run(serve(settings, reuse_port=settings.workers > 1))
     return 0
 
 
