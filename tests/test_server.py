@@ -251,3 +251,18 @@ def test_log_level_and_json_lines_on_stdout(redis_server, servers):
 async def _one_request(server: Server) -> None:
     async with fresh_session() as session:
         assert (await post(session, server, "CreateTuningJob", CREATE))[0] == 200
+
+
+def test_a_worker_dying_stops_the_server_with_status_1(redis_server, servers):
+    server = start({"HPO_REDIS_URL": redis_server.url, "HPO_WORKERS": "2"})
+    servers.append(server)
+    server.wait_listening(2)
+    workers = [
+        line["pid"] for line in server.lines if line["message"].startswith("listening")
+    ]
+
+    os.kill(workers[0], signal.SIGKILL)
+
+    assert server.finish() == 1
+    assert not os.path.exists(f"/proc/{workers[1]}")  # the other one was stopped
+    assert any("exited with status -9" in m for m in server.messages())
