@@ -116,6 +116,7 @@ class _Supervisor:
         # Installed before any worker starts, so none is ever orphaned.
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.reload)
 
     def add(self, process: subprocess.Popen) -> None:
         """Watch a started worker; stop it at once if stopping already."""
@@ -129,6 +130,14 @@ class _Supervisor:
         for pid in list(self.alive):
             try:
                 os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.alive.pop(pid, None)
+
+    def reload(self, signum: int = signal.SIGHUP, frame: object = None) -> None:
+        """Pass SIGHUP on: each worker re-reads its credentials file."""
+        for pid in list(self.alive):
+            try:
+                os.kill(pid, signal.SIGHUP)
             except ProcessLookupError:
                 self.alive.pop(pid, None)
 

@@ -266,3 +266,34 @@ def test_a_worker_dying_stops_the_server_with_status_1(redis_server, servers):
     assert server.finish() == 1
     assert not os.path.exists(f"/proc/{workers[1]}")  # the other one was stopped
     assert any("exited with status -9" in m for m in server.messages())
+
+
+def test_sighup_reaches_every_worker(redis_server, servers, tmp_path):
+    credentials = tmp_path / "credentials.json"
+    key = {"AccessKeyId": "AKIDTEST", "SecretAccessKey": "s", "AwsAccountId": ACCOUNT}
+    credentials.write_bytes(orjson.dumps({"Credentials": [key]}))
+    server = start(
+        {
+            "HPO_REDIS_URL": redis_server.url,
+            "HPO_WORKERS": "2",
+            "HPO_AUTH": "sigv4",
+            "HPO_CREDENTIALS_FILE": str(credentials),
+        }
+    )
+    servers.append(server)
+    server.wait_listening(2)
+
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        reloaded = [
+            m for m in server.messages() if m.startswith("credentials reloaded")
+        ]
+        if len(reloaded) == 2:
+            break
+        time.sleep(0.05)
+
+    assert len(reloaded) == 2
+    assert server.process.poll() is None  # SIGHUP does not end the supervisor
+    server.process.send_signal(signal.SIGTERM)
+    assert server.finish() == 0
