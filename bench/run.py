@@ -2,8 +2,9 @@
 
 Starts a redis-server, the service (`python -m service`), the bare stack
 (`bench/bare.py`) and moto's server (`bench/moto_server.py`), seeds tuning jobs
-with `python -m service seed`, measures each query several rounds over,
-alternating the systems, and writes medians, ratios and targets as Markdown.
+with the `seed` command (run in this process), measures each query several
+rounds over, alternating the systems, and writes medians, ratios and targets
+as Markdown.
 """
 
 from __future__ import annotations
@@ -148,6 +149,18 @@ class Processes:
             self.stop(process)
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU seconds a process has used, where /proc tells."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime are the 14th and 15th fields; the split starts at the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float) -> None:
     """Return once `port` accepts connections; fail if `process` exits first."""
     deadline = time.monotonic() + timeout_s
@@ -282,6 +295,10 @@ class Results:
     runs: dict[tuple[str, str, int], list[loadgen.Result]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # The server's CPU microseconds per request, per measurement, when known.
+    cpu_us: dict[tuple[str, str, int], list[float]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     memory_per_job: dict[int, float] = field(default_factory=dict)
     seed_lines: dict[int, str] = field(default_factory=dict)
     walk_s: list[float] = field(default_factory=list)
@@ -293,6 +310,11 @@ class Results:
     def median(self, key: tuple[str, str, int], attribute: str) -> float:
         """The median of one number over the rounds of one measurement."""
         return statistics.median(getattr(r, attribute) for r in self.runs[key])
+
+    def cpu(self, key: tuple[str, str, int]) -> float | None:
+        """The median server CPU microseconds per request, when measured."""
+        values = self.cpu_us.get(key)
+        return statistics.median(values) if values else None
 
     def failures(self) -> int:
         """Requests that failed in any measurement."""
@@ -314,6 +336,7 @@ class Bench:
         self.generator_cpu: int | None = cpus[-1] if len(cpus) > 1 else None
         self.server_cpus: set[int] | None = set(cpus[:-1]) if len(cpus) > 1 else None
         self.ports: dict[str, int] = {}
+        self.pids: dict[str, int] = {}
         self.workers = os.cpu_count() or 1
         self.results.workers = self.workers
         self.results.free_cores = len(self.server_cpus or ())
@@ -323,26 +346,26 @@ class Bench:
         return f"http://127.0.0.1:{self.ports[system]}"
 
     def start_all(self) -> redis.Redis:
-        """Start Redis, the service twice, the bare stack and moto; wait for all."""
+        """Start Redis, the service (twice), the bare stack and moto; wait."""
         names = ("redis", "service", "workers", "bare", "moto")
         self.ports = {name: free_port() for name in names}
-        workers = []
+        self.redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
+        started = {
+            "redis": self._start_redis(),
+            "service": self._start_service("service", 1),
+            "bare": self._start_bare(),
+            "moto": self._start_moto(),
+        }
         if self.plan.workers:
-            workers = [
-                (self.ports["workers"], self._start_service("workers", self.workers))
-            ]
-        redis_url = f"redis://127.0.0.1:{self.ports['redis']}/0"
-        self.redis_url = redis_url
-        waiting = [
-            (self.ports["redis"], self._start_redis()),
-            (self.ports["service"], self._start_service("service", 1)),
-            *workers,
-            (self.ports["bare"], self._start_bare()),
-            (self.ports["moto"], self._start_moto()),
-        ]
-        for port, process in waiting:
-            wait_for_port(port, process, timeout_s=60)
-        return redis.Redis.from_url(redis_url)
+            started["workers"] = self._start_service("workers", self.workers)
+        for name, process in started.items():
+            wait_for_port(self.ports[name], process, timeout_s=60)
+        # The servers of one process, whose CPU time is read around each load;
+        # the workers' supervisor does no work of its own.
+        self.pids = {
+            name: process.pid for name, process in started.items() if name != "workers"
+        }
+        return redis.Redis.from_url(self.redis_url)
 
     def _start_redis(self) -> subprocess.Popen:
         command = [
@@ -414,8 +437,8 @@ class Bench:
 
     def measure(
         self, system: str, path: str, body: bytes, headers: dict
-    ) -> loadgen.Result:
-        """One measurement of one system."""
+    ) -> tuple[loadgen.Result, float | None]:
+        """One measurement of one system, with its server's CPU per request."""
         load = loadgen.Load(
             url=f"{self.url(system)}/{path}",
             body=body,
@@ -423,7 +446,21 @@ class Bench:
             connections=self.plan.connections,
             duration_s=self.plan.duration_s,
         )
-        return loadgen.measure(load, self.generator_cpu, self.plan.generator)
+        before_s = cpu_seconds(self.pids.get(system))
+        result = loadgen.measure(load, self.generator_cpu, self.plan.generator)
+        after_s = cpu_seconds(self.pids.get(system))
+        if before_s is None or after_s is None or not result.requests:
+            return result, None
+        return result, (after_s - before_s) * 1e6 / result.requests
+
+    def record(
+        self, key: tuple[str, str, int], path: str, body: bytes, headers: dict
+    ) -> None:
+        """Measure `key`'s system and keep the result under `key`."""
+        result, cpu_us = self.measure(key[0], path, body, headers)
+        self.results.runs[key].append(result)
+        if cpu_us is not None:
+            self.results.cpu_us[key].append(cpu_us)
 
     def warm_up(self, bodies: dict[tuple[str, int], bytes]) -> None:
         """A short load on every server, unrecorded: first requests load code."""
@@ -438,25 +475,18 @@ class Bench:
 
     def measure_rounds(self, bodies: dict[tuple[str, int], bytes]) -> None:
         """Every query at every size, rounds over; references right after."""
-        runs = self.results.runs
         operation = "ListTrainingJobsForTuningJob"
         for round_number in range(1, self.plan.rounds + 1):
             say(f"round {round_number} of {self.plan.rounds}")
             for query in report.QUERIES:
                 for size in self.plan.sizes:
                     body = bodies[(query, size)]
-                    runs[("service", query, size)].append(
-                        self.measure("service", operation, body, {})
-                    )
+                    self.record(("service", query, size), operation, body, {})
                     if query in report.BARE_QUERIES:
-                        runs[("bare", query, size)].append(
-                            self.measure("bare", f"{query}-{size}", body, {})
-                        )
+                        self.record(("bare", query, size), f"{query}-{size}", body, {})
                     if query == report.MOTO_QUERY and size == self.plan.moto_jobs:
-                        runs[("moto", query, size)].append(
-                            self.measure("moto", "", orjson.dumps(MOTO_BODY),
-                                         MOTO_HEADERS)
-                        )  # fmt: skip
+                        moto_body = orjson.dumps(MOTO_BODY)
+                        self.record(("moto", query, size), "", moto_body, MOTO_HEADERS)
 
     def measure_walks(self) -> None:
         """Walk every page of the walk-size tuning job, rounds over."""
@@ -476,9 +506,7 @@ class Bench:
         operation = "ListTrainingJobsForTuningJob"
         for _ in range(self.plan.rounds):
             for system in ("service", "workers"):
-                self.results.runs[(system, "workers-b", size)].append(
-                    self.measure(system, operation, body, {})
-                )
+                self.record((system, "workers-b", size), operation, body, {})
 
 
 def run(plan: Plan, output: Path, command: str) -> Results:
