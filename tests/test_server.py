@@ -155,7 +155,7 @@ async def test_sigterm_lets_in_flight_requests_finish(redis_server, servers):
         assert (await post(session, server, "CreateTuningJob", CREATE))[0] == 200
 
         # Every command waits while Redis is paused: the requests stay in flight.
-        await admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+        await admin.execute_command("CLIENT", "PAUSE", "4000", "ALL")
         paused_at = time.monotonic()
         pending = [
             asyncio.create_task(post(session, server, "ListTrainingJobsForTuningJob",
@@ -168,7 +168,7 @@ async def test_sigterm_lets_in_flight_requests_finish(redis_server, servers):
 
         async with session.get(f"{server.url}/readyz") as ready:
             assert ready.status == 503  # not ready at once, yet still accepting
-        await asyncio.sleep(max(0.0, paused_at + 2.2 - time.monotonic()))
+        await asyncio.sleep(max(0.0, paused_at + 2.7 - time.monotonic()))
         assert server.process.poll() is None  # still draining the paused requests
         with pytest.raises(aiohttp.ClientConnectionError):
             await session.get(f"{server.url}/healthz")  # past the grace: refused
