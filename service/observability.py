@@ -227,6 +227,7 @@ def time_commands(client: Any) -> Any:
     send = client.execute_command
 
     async def execute_command(*args: Any, **options: Any) -> Any:
+        """Send the command and record its round trip under its name."""
         started = time.perf_counter()
         try:
             return await send(*args, **options)

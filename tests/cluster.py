@@ -44,9 +44,11 @@ class RedisCluster:
 
     @property
     def addresses(self) -> list[str]:
+        """host:port of every node, as `redis-cli --cluster create` takes them."""
         return [f"127.0.0.1:{node.port}" for node in self.nodes]
 
     def start(self, timeout_s: float = 30.0) -> RedisCluster:
+        """Start the nodes, join them into one cluster, wait until it serves."""
         for node in self.nodes:
             node.start()
         subprocess.run(
@@ -60,6 +62,7 @@ class RedisCluster:
         return self
 
     def stop(self) -> None:
+        """Stop every node."""
         for node in self.nodes:
             node.stop()
 

@@ -117,6 +117,7 @@ def test_entry_is_python_dash_m_service():
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
+    """The compose file, parsed."""
     return yaml.safe_load(COMPOSE.read_text())
 
 

@@ -58,6 +58,7 @@ def manifests() -> list[Path]:
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of this kind and name."""
     matches = [
         o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
     ]
@@ -75,12 +76,14 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 
 def api_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The API's container in the Deployment."""
     deployment = find(objects, "Deployment", "sagemakerhpo")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
 
 
 def config(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The API's settings, from its ConfigMap."""
     return find(objects, "ConfigMap", "sagemakerhpo")["data"]
 
 

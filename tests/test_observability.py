@@ -34,6 +34,7 @@ def sample(name: str, **labels: str) -> float:
 
 @pytest.fixture
 def store() -> fakeredis.FakeAsyncRedis:
+    """A fresh embedded store for one test."""
     return fakeredis.FakeAsyncRedis()
 
 
@@ -42,6 +43,7 @@ async def served(aiohttp_client: Any, aiohttp_server: Any, store: Any):
     """An app behind a real server with the service's own access logger."""
 
     async def build(redis: Any = None, **overrides: Any) -> Api:
+        """Serve an app over `redis` (the test's store by default)."""
         settings = dataclasses.replace(make_settings(), **overrides)
         app = create_app(settings, redis=redis or store)
         server = await aiohttp_server(
@@ -66,6 +68,7 @@ def log_lines():
     root.setLevel(logging.INFO)
 
     def lines() -> list[dict[str, Any]]:
+        """The lines logged so far, parsed."""
         return [orjson.loads(line) for line in stream.getvalue().splitlines()]
 
     lines.text = stream.getvalue  # type: ignore[attr-defined]
@@ -295,6 +298,7 @@ async def test_logs_hold_no_token_secret_or_body(served, log_lines):
 
 async def test_unexpected_failure_is_logged_with_request_id(served, store, log_lines):
     async def broken(*args: Any, **options: Any) -> Any:
+        """Fail the way an unforeseen bug would."""
         raise RuntimeError("deliberately broken store")
 
     store.execute_command = broken

@@ -44,6 +44,7 @@ class Server:
 
     @property
     def url(self) -> str:
+        """Where the server listens."""
         return f"http://127.0.0.1:{self.port}"
 
     def _read(self) -> None:
@@ -52,6 +53,7 @@ class Server:
             self.lines.append(orjson.loads(line))
 
     def messages(self) -> list[str]:
+        """The message of every line read so far."""
         return [line["message"] for line in self.lines]
 
     def wait_listening(self, count: int, timeout_s: float = 30.0) -> None:
@@ -132,6 +134,7 @@ def servers() -> Iterator[list[Server]]:
 async def post(
     session: aiohttp.ClientSession, server: Server, operation: str, body: Any
 ) -> tuple[int, Any]:
+    """POST one operation; its status and decoded body."""
     async with session.post(f"{server.url}/{operation}", json=body) as response:
         return response.status, await response.json()
 
