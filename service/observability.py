@@ -283,6 +283,7 @@ _FIELDS = (
     "operation",
     "status",
     "code",
+    "injected",
     "duration_ms",
     "bytes_out",
     "address",

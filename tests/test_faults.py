@@ -8,10 +8,11 @@ import random
 import time
 from typing import Any
 
+import orjson
 import prometheus_client
 import pytest
 
-from service import guards
+from service import guards, observability
 from service.app import create_app, open_redis
 from service.keys import STORAGE
 
@@ -217,6 +218,9 @@ async def test_injected_errors_are_logged_and_counted_apart(faulty, caplog):
     assert {(r.account, r.operation, r.code) for r in injected} == {
         (ACCOUNT, LIST, "Throttling")
     }
+    # The JSON log line an operator greps carries the mark too.
+    line = orjson.loads(observability.JsonFormatter().format(injected[0]))
+    assert line["injected"] is True
 
 
 async def test_disabled_by_default(api, redis):
