@@ -72,12 +72,18 @@ def _open_cluster(settings: Settings) -> Redis:
     from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry as AsyncRetry
 
+    # The cluster client retries a failed command whatever the error, and
+    # rediscovers the nodes first, which times out again on a silent node: no
+    # retries, so a request costs at most about one timeout. Redirections
+    # (MOVED, ASK) are still followed within the one attempt, and the next
+    # request after a failure starts from a fresh view of the cluster.
+    retry = AsyncRetry(ExponentialBackoff(cap=0.05, base=0.01), retries=0)
     # Typed as Redis: the storage layer uses only what both clients offer.
     return RedisCluster.from_url(  # type: ignore[return-value]
         settings.redis_url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
-        retry=AsyncRetry(ExponentialBackoff(cap=0.05, base=0.01), retries=2),
+        retry=retry,
         health_check_interval=30,
     )
 

@@ -196,7 +196,7 @@ class Verifier:
             raise _forbidden("Missing or malformed X-Amz-Date header") from None
         if amz_date[:8] != scope_date:
             raise _forbidden("Credential date does not match the X-Amz-Date day")
-        stamp = signed_at.replace(tzinfo=datetime.timezone.utc).timestamp()
+        stamp = signed_at.replace(tzinfo=datetime.UTC).timestamp()
         if abs(stamp - now_s) > MAX_SKEW_S:
             raise _forbidden(
                 "Signature expired: X-Amz-Date is more than 15 minutes from "

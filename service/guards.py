@@ -132,15 +132,39 @@ async def guard(request: web.Request, handler: middleware.Handler) -> Any:
         response = middleware.error_response(problem)
         response.force_close()
         return response
-    if not guards.active:
-        return await handler(request)
+    # However the Redis client retries or rediscovers a cluster, a request
+    # spends at most its deadline on Redis (latency injected on purpose
+    # aside); a write cut short may have been applied, and every operation is
+    # safe to retry.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.store_deadline_s
+    try:
+        if guards.active:
+            async with asyncio.timeout_at(deadline):
+                admitted = await _admit(request, operation, body, guards)
+            if admitted is not None:
+                deadline += await _inject(request, operation, *admitted, guards)
+        async with asyncio.timeout_at(deadline):
+            return await handler(request)
+    except TimeoutError:
+        log.warning(
+            "store deadline passed",
+            extra={"request_id": request.get(middleware.REQUEST_ID)},
+        )
+        raise errors.ServiceUnavailable(UNAVAILABLE_MESSAGE) from None
 
+
+async def _admit(
+    request: web.Request, operation: str, body: bytes, guards: Guards
+) -> tuple[str, Faults] | None:
+    """Authenticate and throttle; the account and its faults, if it has any."""
     account = _body_account(body)
     if guards.verifier is not None:
         account = _authenticate(request, body, account, guards)
-    if account is not None:
-        await _throttle_and_inject(request, operation, account, guards)
-    return await handler(request)
+    if account is None:
+        return None
+    faults = await _throttle(request, operation, account, guards)
+    return None if faults is None else (account, faults)
 
 
 def _operation(request: web.Request) -> str | None:
@@ -165,7 +189,7 @@ async def _read_body(request: web.Request, operation: str, settings: Settings) -
     else:
         try:
             body = await asyncio.wait_for(request.read(), settings.body_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout(
                 "The request body did not arrive within "
                 f"{settings.body_timeout_s:g} seconds"
@@ -224,10 +248,10 @@ def _authenticate(
     return signer
 
 
-async def _throttle_and_inject(
+async def _throttle(
     request: web.Request, operation: str, account: str, guards: Guards
-) -> None:
-    """Take a token from the account's bucket, then apply its faults."""
+) -> Faults | None:
+    """Take a token from the account's bucket; answer its fault config."""
     settings = guards.settings
     faults_on = settings.fault_injection and operation not in schemas.FAULT_OPERATIONS
     accounts = request.app[STORAGE].accounts
@@ -252,8 +276,7 @@ async def _throttle_and_inject(
             raise errors.Throttling(THROTTLED_MESSAGE)
     elif faults_on:
         raw = await accounts.faults(account)
-    if raw:
-        await _inject(request, operation, account, decode_faults(raw), guards)
+    return decode_faults(raw) if raw else None
 
 
 async def _inject(
@@ -262,11 +285,15 @@ async def _inject(
     account: str,
     faults: Faults,
     guards: Guards,
-) -> None:
-    """Delay, then fail with the first rule for this operation that fires."""
+) -> float:
+    """Delay, then fail with the first rule for this operation that fires.
+
+    Answers the seconds it waited, when no rule fired.
+    """
+    delay_s = 0.0
     if faults.latency_ms is not None:
-        delay_ms = guards.rng.uniform(*faults.latency_ms)
-        await guards.sleep(delay_ms / 1000)
+        delay_s = guards.rng.uniform(*faults.latency_ms) / 1000
+        await guards.sleep(delay_s)
     for rule_operation, code, probability in faults.rules:
         if rule_operation not in ("", operation):
             continue
@@ -277,6 +304,7 @@ async def _inject(
             )
             observability.count_fault(operation, code)
             raise _error(code, request)
+    return delay_s
 
 
 def _error(code: str, request: web.Request) -> errors.ServiceError:

@@ -32,8 +32,7 @@ class Settings:
     workers: int = 1
     redis_cluster: bool = False
     shutdown_grace_s: float = 5.0
-    # A shared deployment (issue 4): see the README, "Operating a shared
-    # deployment".
+    # A shared deployment: see the README, "Operating a shared deployment".
     auth: str = "none"
     credentials_file: str | None = None
     region: str | None = None
@@ -41,6 +40,7 @@ class Settings:
     throttle_burst: int = 0  # 0: one second's worth of requests
     fault_injection: bool = False
     body_timeout_s: float = 10.0
+    store_deadline_s: float = 1.5
     idle_timeout_s: float = 75.0
 
     @property
@@ -106,6 +106,12 @@ _OPTIONS = (
         "HPO_FAULT_INJECTION",
         "--fault-injection",
         "on or off: serve and apply PutFaultInjection",
+    ),
+    (
+        "store_deadline_s",
+        "HPO_STORE_DEADLINE_S",
+        "--store-deadline-s",
+        "time an operation may spend on Redis before it answers 503, in seconds",
     ),
     (
         "body_timeout_s",
@@ -248,6 +254,8 @@ def _shared_deployment(raw: dict[str, tuple[str, str]]) -> dict[str, object]:
         values["body_timeout_s"] = _positive_float(*raw["body_timeout_s"])
     if "idle_timeout_s" in raw:
         values["idle_timeout_s"] = _positive_float(*raw["idle_timeout_s"])
+    if "store_deadline_s" in raw:
+        values["store_deadline_s"] = _positive_float(*raw["store_deadline_s"])
 
     if "throttle_rate" in raw:
         values["throttle_rate"] = _rate(*raw["throttle_rate"])

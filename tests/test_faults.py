@@ -339,3 +339,17 @@ async def test_a_slow_fault_does_not_block_other_requests(faulty):
     assert status == 404
     assert not slow.done()
     assert (await slow)[0] == 200
+
+
+async def test_injected_latency_does_not_count_against_the_store_deadline(
+    aiohttp_client, faulty_app, tuning_job_factory
+):
+    api = Api(await aiohttp_client(faulty_app(store_deadline_s=0.2)))
+    await tuning_job_factory(api)
+    await put_faults(api, Rules=[], LatencyMs={"Min": 300, "Max": 300})
+
+    started = time.monotonic()
+    status, payload, _ = await list_jobs(api)
+
+    assert (status, payload) == (200, {"TrainingJobSummaries": []})
+    assert time.monotonic() - started >= 0.3

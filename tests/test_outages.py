@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster as ClusterClient
 
 from service.app import create_app
 
@@ -132,6 +133,38 @@ async def test_paused_redis_answers_503_then_recovers(aiohttp_client, server):
             assert (status, payload["__type"]) == (503, "ServiceUnavailable")
             assert took_s < BOUND_S
         assert await admin.ping()  # answered once the pause is over
+    finally:
+        await admin.aclose()
+
+    page = await api.ok(*OPERATIONS[0][:1], AwsAccountId=ACCOUNT, **OPERATIONS[0][1])
+    assert page == {"TrainingJobSummaries": []}
+
+
+async def test_paused_cluster_answers_503_within_bound(
+    aiohttp_client, redis_cluster_url
+):
+    api = await service_over(aiohttp_client, redis_cluster_url, redis_cluster=True)
+    await api.ok(*OPERATIONS[1][:1], AwsAccountId=ACCOUNT, **OPERATIONS[1][1])
+    admin = ClusterClient.from_url(redis_cluster_url, socket_timeout=10)
+    await admin.initialize()  # discovers the nodes to pause
+    pause_ms = 3000
+    try:
+        assert len(admin.get_primaries()) == 3
+        paused_at = time.monotonic()
+        for node in admin.get_primaries():
+            await admin.execute_command(
+                "CLIENT", "PAUSE", str(pause_ms), "ALL", target_nodes=node
+            )
+        for operation, body in OPERATIONS[:2]:
+            status, payload, took_s = await timed_call(api, operation, body)
+            assert (status, payload.get("__type")) == (503, "ServiceUnavailable"), (
+                operation,
+                payload,
+                took_s,
+            )
+            assert took_s < BOUND_S, (operation, took_s)
+        # The session's cluster serves other tests: let the pause run out.
+        await asyncio.sleep(max(0.0, pause_ms / 1000 - (time.monotonic() - paused_at)))
     finally:
         await admin.aclose()
 
