@@ -1,8 +1,8 @@
 """moto's server, holding a given number of SageMaker training jobs.
 
 The jobs are created through moto's SageMaker backend in this process, the
-code its `CreateTrainingJob` handler calls: creating ten thousand of them over
-HTTP with boto3 takes minutes, in process well under a second.
+code its `CreateTrainingJob` handler calls: ten thousand take well under a
+second here, against about a minute over HTTP with boto3 (6.4 ms a call).
 """
 
 from __future__ import annotations
