@@ -206,7 +206,7 @@ def _workers(plan: Plan, results: Results) -> Target:
         "the load generator"
     )
     if not plan.workers:
-        return Target(name, None, "left out of this run (--quick)")
+        return Target(name, None, "left out of this run")
     ratio = workers_ratio(plan, results)
     free = results.free_cores
     measured = f"{results.workers} workers give {ratio:.2f}x one worker"

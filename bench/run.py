@@ -574,6 +574,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, help="seconds per measurement")
     parser.add_argument("--connections", type=int, help="concurrent connections")
     parser.add_argument("--generator", choices=("wrk", "asyncio"))
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help="training jobs per tuning job, comma-separated; the moto and walk "
+        "comparisons use the smallest unless --moto-jobs and --walk-jobs say",
+    )
+    parser.add_argument("--moto-jobs", type=int, help="jobs moto holds")
+    parser.add_argument("--walk-jobs", type=int, help="tuning job walked")
+    parser.add_argument(
+        "--no-workers", action="store_true", help="skip the HPO_WORKERS comparison"
+    )
     args = parser.parse_args(argv)
 
     plan = QUICK if args.quick else Plan()
@@ -584,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
             ("duration_s", args.duration_s),
             ("connections", args.connections),
             ("generator", args.generator),
+            ("sizes", args.sizes),
+            ("moto_jobs", args.moto_jobs or (args.sizes and args.sizes[0])),
+            ("walk_jobs", args.walk_jobs or (args.sizes and args.sizes[0])),
+            ("workers", False if args.no_workers else None),
         )
         if value is not None
     }
@@ -592,6 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/run.py", *words])
     run(plan, args.output, command)
     return 0
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    sizes = tuple(sorted({int(part) for part in text.split(",")}))
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive whole numbers")
+    return sizes
 
 
 if __name__ == "__main__":
