@@ -149,6 +149,7 @@ async def test_sigterm_lets_in_flight_requests_finish(redis_server, servers):
         {
             "HPO_REDIS_URL": redis_server.url,
             "HPO_REDIS_TIMEOUT_S": "10",
+            "HPO_STORE_DEADLINE_S": "10",  # let the paused requests wait
             "HPO_SHUTDOWN_GRACE_S": "1",
         }
     )
