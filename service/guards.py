@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 
 from . import auth, errors, middleware, observability, schemas
-from .keys import STORAGE
+from .keys import REQUEST_ID, STORAGE
 from .settings import Settings
 
 log = logging.getLogger("service.guards")
@@ -149,7 +149,7 @@ async def guard(request: web.Request, handler: middleware.Handler) -> Any:
     except TimeoutError:
         log.warning(
             "store deadline passed",
-            extra={"request_id": request.get(middleware.REQUEST_ID)},
+            extra={"request_id": request.get(REQUEST_ID)},
         )
         raise errors.ServiceUnavailable(UNAVAILABLE_MESSAGE) from None
 
@@ -225,7 +225,7 @@ def _authenticate(
         body,
     )
     now_s = guards.clock() if guards.clock is not None else time.time()
-    request_id = request.get(middleware.REQUEST_ID)
+    request_id = request.get(REQUEST_ID)
     try:
         signer = guards.verifier.account(signed, now_s)
     except errors.AccessForbidden as problem:
@@ -313,7 +313,7 @@ def _error(code: str, request: web.Request) -> errors.ServiceError:
         return errors.Throttling(THROTTLED_MESSAGE)
     if code == "ServiceUnavailable":
         return errors.ServiceUnavailable(UNAVAILABLE_MESSAGE)
-    request_id = request.get(middleware.REQUEST_ID)
+    request_id = request.get(REQUEST_ID)
     return errors.InternalFailure(f"Internal failure; request id {request_id}")
 
 
@@ -321,7 +321,7 @@ def _fields(
     request: web.Request, account: str, operation: str, code: str, injected: bool
 ) -> dict[str, Any]:
     return {
-        "request_id": request.get(middleware.REQUEST_ID),
+        "request_id": request.get(REQUEST_ID),
         "account": account,
         "operation": operation,
         "code": code,

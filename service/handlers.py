@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from . import errors, guards, schemas, storage, tokens
-from .keys import SETTINGS, STORAGE
+from .keys import ACCOUNT, SETTINGS, STORAGE
 
 _LIST_INPUT = schemas.INPUTS["ListTrainingJobsForTuningJob"]()
 _CREATE_INPUT = schemas.INPUTS["CreateTuningJob"]()
@@ -213,7 +213,7 @@ async def _input(request: web.Request, schema: Any) -> dict[str, Any]:
         raise errors.ValidationError("Request body is not valid JSON") from None
     params = schemas.load(schema, decoded)
     # Kept for the access log line, which must not parse the body again.
-    request["account"] = params["account"]
+    request[ACCOUNT] = params["account"]
     return params
 
 

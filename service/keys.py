@@ -1,4 +1,4 @@
-"""Typed application keys shared by the app factory, handlers and middleware."""
+"""Typed application and request keys shared by the modules that serve."""
 
 from __future__ import annotations
 
@@ -12,3 +12,7 @@ if TYPE_CHECKING:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+
+# What a request carries between the middlewares and its handler.
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+ACCOUNT: web.RequestKey[str] = web.RequestKey("account", str)

@@ -11,10 +11,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import errors
+from .keys import REQUEST_ID
 
 log = logging.getLogger("service.middleware")
 
-REQUEST_ID = "request_id"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_ERRORS: dict[int, type[errors.ServiceError]] = {

@@ -20,8 +20,7 @@ from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .keys import SETTINGS, STORAGE
-from .middleware import REQUEST_ID
+from .keys import ACCOUNT, REQUEST_ID, SETTINGS, STORAGE
 
 log = logging.getLogger("service.observability")
 access_log = logging.getLogger("service.access")
@@ -34,8 +33,6 @@ READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 OPERATOR_PATHS = frozenset((HEALTH_PATH, READY_PATH, METRICS_PATH))
 
-# Set by handlers once the body is validated, so logs need no second parse.
-ACCOUNT = "account"
 _UNMATCHED = "unmatched"
 _NO_ERROR = "none"
 

@@ -31,9 +31,17 @@ def _short(value):
         (b'{"MaxResults": Infinity}', "not valid JSON"),
         (b'{"MaxResults": -Infinity}', "not valid JSON"),
         (b'{"MaxResults": 1e400}', "not valid JSON"),
-        (b"[" * 5000 + b"]" * 5000, "must be a JSON object"),
-        (b'{"Deep": ' + b"[" * 5000 + b"]" * 5000 + b"}", "'[...]' at 'deep'"),
-        (b'{"Deep": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001, "'{...}' at 'deep'"),
+        # orjson refuses deep nesting in newer releases and reads it in older
+        # ones; either way the answer is a ValidationError.
+        (b"[" * 5000 + b"]" * 5000, ("not valid JSON", "must be a JSON object")),
+        (
+            b'{"Deep": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            ("not valid JSON", "'[...]' at 'deep'"),
+        ),
+        (
+            b'{"Deep": ' + b'{"a":' * 5000 + b"1" + b"}" * 5001,
+            ("not valid JSON", "'{...}' at 'deep'"),
+        ),
         (b"[]", "must be a JSON object"),
         (b'"text"', "must be a JSON object"),
         (b"null", "must be a JSON object"),
@@ -50,7 +58,8 @@ async def test_malformed_bodies_are_validation_errors(api, body, fragment):
     assert response.status == 400
     assert payload["__type"] == "ValidationError"
     assert response.headers["x-amzn-ErrorType"] == "ValidationError"
-    assert fragment in payload["message"]
+    fragments = (fragment,) if isinstance(fragment, str) else fragment
+    assert any(part in payload["message"] for part in fragments), payload
     assert response.headers["x-amzn-RequestId"]
 
 

@@ -265,3 +265,18 @@ async def test_long_values_are_shortened_in_messages(api):
     _, payload, _ = await api.call(LIST, AwsAccountId=ACCOUNT, TuningJobName="x" * 5000)
     assert "x" * 125 + "..." in payload["message"]
     assert "x" * 200 not in payload["message"]
+
+
+@pytest.mark.parametrize(
+    "nested, shown",
+    [
+        (b"[" * 300 + b"]" * 300, "'[...]'"),
+        (b'{"a":' * 300 + b"1" + b"}" * 300, "'{...}'"),
+    ],
+)
+async def test_values_too_deep_to_show_are_elided(api, nested, shown):
+    body = b'{"Deep": ' + nested + b"}"
+    response = await api.raw(LIST, body)
+    payload = await response.json()
+    assert response.status == 400
+    assert f"Value {shown} at 'deep'" in payload["message"]

@@ -7,14 +7,15 @@ boto3's blocking calls run in a worker thread, and the CLI in a subprocess.
 from __future__ import annotations
 
 import asyncio
-import configparser
 import json
 import math
 import os
 import random
+import subprocess
 import sys
 import threading
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -175,16 +176,20 @@ def test_model_path_command_prints_the_folder_for_aws_data_path(capsys):
         assert (printed / model.SERVICE_NAME / model.API_VERSION / name).is_file()
 
 
-def test_package_data_globs_ship_the_model_files():
-    # What `pip install .` copies: setup.cfg's globs, relative to the package.
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    globs = config["options.package_data"]["service"].split()
-    package = ROOT / "service"
-    shipped = {path for glob in globs for path in package.glob(glob)}
+def test_the_built_wheel_ships_the_model_files(tmp_path):
+    # What `pip install .` installs: the wheel that pip builds from setup.cfg.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
 
-    folder = model.data_path() / model.SERVICE_NAME / model.API_VERSION
-    assert {folder / "service-2.json", folder / "paginators-1.json"} <= shipped
+    folder = f"service/data/{model.SERVICE_NAME}/{model.API_VERSION}"
+    assert {f"{folder}/service-2.json", f"{folder}/paginators-1.json"} <= shipped
 
 
 async def test_paginator_walks_every_order_and_filter(endpoint):
