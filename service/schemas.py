@@ -137,6 +137,43 @@ def _tuning_job() -> fields.String:
     )
 
 
+def _training_job_name() -> fields.String:
+    return _string(
+        "TrainingJobName",
+        *_length(1, 63),
+        _pattern(TRAINING_JOB_PATTERN),
+        required=True,
+    )
+
+
+def _training_job_status(
+    key: str = "TrainingJobStatus", **options: Any
+) -> fields.String:
+    return _string(key, _one_of(STATUSES), **options)
+
+
+def _hyperparameters(**options: Any) -> fields.Dict:
+    return fields.Dict(
+        data_key="HyperParameters",
+        keys=_string("", *_length(high=256)),
+        values=_string("", *_length(high=256)),
+        validate=_length(high=100),
+        **options,
+    )
+
+
+def _retried_attempt(**options: Any) -> fields.Integer:
+    return _integer("RetriedAttempt", *_range(0, MAX_RETRIED_ATTEMPT), **options)
+
+
+def _metric_name(key: str) -> fields.String:
+    return _string(key, *_length(1, 255), required=True)
+
+
+def _objective_type(key: str) -> fields.String:
+    return _string(key, _one_of(OBJECTIVE_TYPES), required=True)
+
+
 class TuningJobRef(_Input):
     """Names one tuning job of one account."""
 
@@ -151,37 +188,25 @@ class ListTrainingJobsInput(TuningJobRef):
     next_token = _string("NextToken", *_length(high=MAX_NEXT_TOKEN_CHARS))
     sort_by = _string("SortBy", _one_of((SORT_BY_METRIC,)))
     sort_order = _string("SortOrder", _one_of(SORT_ORDERS), load_default="Ascending")
-    status = _string("TrainingJobStatusEquals", _one_of(STATUSES))
+    status = _training_job_status("TrainingJobStatusEquals")
 
 
 class CreateTuningJobInput(TuningJobRef):
     """CreateTuningJob input."""
 
-    metric_name = _string("ObjectiveMetricName", *_length(1, 255), required=True)
-    objective_type = _string("ObjectiveType", _one_of(OBJECTIVE_TYPES), required=True)
+    metric_name = _metric_name("ObjectiveMetricName")
+    objective_type = _objective_type("ObjectiveType")
 
 
 class TrainingJobInput(_Input):
     """One training job of a PutTrainingJobs batch."""
 
-    name = _string(
-        "TrainingJobName",
-        *_length(1, 63),
-        _pattern(TRAINING_JOB_PATTERN),
-        required=True,
+    name = _training_job_name()
+    status = _training_job_status(required=True)
+    hyperparameters = _hyperparameters(
+        load_default=dict, error_messages=_type_errors("map")
     )
-    status = _string("TrainingJobStatus", _one_of(STATUSES), required=True)
-    hyperparameters = fields.Dict(
-        data_key="HyperParameters",
-        keys=_string("", *_length(high=256)),
-        values=_string("", *_length(high=256)),
-        validate=_length(high=100),
-        load_default=dict,
-        error_messages=_type_errors("map"),
-    )
-    retried_attempt = _integer(
-        "RetriedAttempt", *_range(0, MAX_RETRIED_ATTEMPT), load_default=0
-    )
+    retried_attempt = _retried_attempt(load_default=0)
     value = _FiniteNumber(
         data_key="FinalObjectiveMetricValue",
         error_messages={
@@ -635,31 +660,18 @@ def description(
 class ObjectiveMetricOutput(Schema):
     """FinalTuningJobObjectiveMetric: the tuning job's objective and its value."""
 
-    metric_name = _string("MetricName", *_length(1, 255), required=True)
-    objective_type = _string("Type", _one_of(OBJECTIVE_TYPES), required=True)
+    metric_name = _metric_name("MetricName")
+    objective_type = _objective_type("Type")
     value = _FiniteNumber(data_key="Value", required=True)
 
 
 class TrainingJobSummaryOutput(Schema):
     """One listed training job; the objective only when it has a final value."""
 
-    name = _string(
-        "TrainingJobName",
-        *_length(1, 63),
-        _pattern(TRAINING_JOB_PATTERN),
-        required=True,
-    )
-    status = _string("TrainingJobStatus", _one_of(STATUSES), required=True)
-    hyperparameters = fields.Dict(
-        data_key="HyperParameters",
-        keys=_string("", *_length(high=256)),
-        values=_string("", *_length(high=256)),
-        validate=_length(high=100),
-        required=True,
-    )
-    retried_attempt = _integer(
-        "RetriedAttempt", *_range(0, MAX_RETRIED_ATTEMPT), required=True
-    )
+    name = _training_job_name()
+    status = _training_job_status(required=True)
+    hyperparameters = _hyperparameters(required=True)
+    retried_attempt = _retried_attempt(required=True)
     objective = fields.Nested(
         ObjectiveMetricOutput, data_key="FinalTuningJobObjectiveMetric"
     )
@@ -725,11 +737,9 @@ class FaultInjectionOutput(Schema):
 class TuningJobSummaryOutput(Schema):
     """One listed tuning job with its objective."""
 
-    tuning_job = _string(
-        "TuningJobName", *_length(1, 32), _pattern(TUNING_JOB_PATTERN), required=True
-    )
-    metric_name = _string("ObjectiveMetricName", *_length(1, 255), required=True)
-    objective_type = _string("ObjectiveType", _one_of(OBJECTIVE_TYPES), required=True)
+    tuning_job = _tuning_job()
+    metric_name = _metric_name("ObjectiveMetricName")
+    objective_type = _objective_type("ObjectiveType")
 
 
 class ListTuningJobsOutput(Schema):

@@ -24,6 +24,26 @@ from redis.asyncio import Redis
 
 STATUS_COUNT = 5
 
+# Shared by the scripts that compare training job names: `bytes_before(a, b)`.
+_BYTES_BEFORE = """
+local byte = string.byte
+
+-- Lua compares strings by the server's locale; names must sort by bytes.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = byte(a, i), byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+"""
+
+
+def _script(text: str) -> str:
+    """A script with the shared helpers put in where it names them."""
+    return text.replace("--@include bytes_before\n", _BYTES_BEFORE)
+
+
 _LIST_PAGE = """
 -- Reads one page of a tuning job's training jobs after an optional cursor.
 -- KEYS[1]   the tuning job's definition hash (fields metric and type)
@@ -46,16 +66,7 @@ local want = tonumber(ARGV[3])
 local after = ARGV[4]
 local score_text = ARGV[5]
 local after_score = tonumber(score_text)
-local byte = string.byte
-
--- Lua compares strings by the server's locale; names must sort by bytes.
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = byte(a, i), byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+--@include bytes_before
 
 -- How many members of a scored set sort before the cursor (by score, then
 -- name), counting the cursor's own member as well when `inclusive`.
@@ -172,40 +183,16 @@ _PUT_TRAINING_JOBS = """
 -- KEYS[3..7]   the name-ordered sets of status codes 0..4
 -- KEYS[8..12]  the scored sets of status codes 0..4
 -- ARGV         triples: name, record (its first byte is the status code),
---              score ("" when the job has no final objective value)
+--              score ("" when the job has no final objective value); each
+--              name at most once
 -- Returns -1 when the tuning job does not exist, else the jobs written.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local byte = string.byte
 local count = #ARGV / 3
 
--- A name given twice must be applied in order: take the one-by-one path.
-local seen, unique = {}, true
-for i = 1, #ARGV, 3 do
-  if seen[ARGV[i]] then unique = false break end
-  seen[ARGV[i]] = true
-end
-if not unique then
-  for i = 1, #ARGV, 3 do
-    local name, record, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    local code = byte(record, 1) - 47
-    local old = redis.call('HGET', KEYS[2], name)
-    if old then
-      local was = byte(old, 1) - 47
-      if was ~= code then redis.call('ZREM', KEYS[2 + was], name) end
-      if was ~= code or score == '' then
-        redis.call('ZREM', KEYS[7 + was], name)
-      end
-    end
-    redis.call('HSET', KEYS[2], name, record)
-    redis.call('ZADD', KEYS[2 + code], 0, name)
-    if score ~= '' then redis.call('ZADD', KEYS[7 + code], score, name) end
-  end
-  return count
-end
-
--- Distinct names: read the old records at once, take each job out of the
--- sets it leaves, then write records and memberships with one call per key
--- (a call per job costs more than the insertions themselves).
+-- Read the old records at once, take each job out of the sets it leaves,
+-- then write records and memberships with one call per key (a call per job
+-- costs more than the insertions themselves).
 local CHUNK = 1000
 local function each_chunk(list, step, call)
   for first = 1, #list, CHUNK * step do
@@ -345,7 +332,7 @@ class Storage:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._list_page = redis.register_script(_LIST_PAGE)
+        self._list_page = redis.register_script(_script(_LIST_PAGE))
         self._put = redis.register_script(_PUT_TRAINING_JOBS)
         self._create = redis.register_script(_CREATE_TUNING_JOB)
         self._delete = redis.register_script(_DELETE_TUNING_JOB)
@@ -366,15 +353,20 @@ class Storage:
     async def put_training_jobs(
         self, account: str, tuning_job: str, jobs: Iterable[TrainingJob]
     ) -> int:
-        """Upsert every job in one atomic step; return how many were written."""
+        """Upsert every job in one atomic step; return how many were given.
+
+        A name given twice is written once, as its last job: the same outcome
+        as writing them in order, since each replaces the whole summary.
+        """
+        given = list(jobs)
+        latest = {job.name: job for job in given}
         args: list[Any] = []
-        for job in jobs:
+        for job in latest.values():
             score = b"" if job.value is None else repr(job.value).encode()
             args += (job.name, record(job), score)
-        written = await self._put(_keys(account, tuning_job), args)
-        if written < 0:
+        if await self._put(_keys(account, tuning_job), args) < 0:
             raise NotFound(tuning_job)
-        return int(written)
+        return len(given)
 
     async def delete_tuning_job(self, account: str, tuning_job: str) -> None:
         """Remove the tuning job and all of its training jobs."""
@@ -497,15 +489,7 @@ local out = {definition[1], definition[2]}
 for i = 3, 7 do out[#out + 1] = redis.call('ZCARD', KEYS[i]) end
 
 local maximize = definition[2] == 'Maximize'
-local byte = string.byte
--- Lua compares strings by the server's locale; names must sort by bytes.
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = byte(a, i), byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+--@include bytes_before
 
 local best, best_score = nil, nil
 for i = 8, 12 do
@@ -553,7 +537,7 @@ class Accounts:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._take = redis.register_script(_TAKE_TOKEN)
-        self._describe = redis.register_script(_DESCRIBE_TUNING_JOB)
+        self._describe = redis.register_script(_script(_DESCRIBE_TUNING_JOB))
 
     async def take_token(
         self,
