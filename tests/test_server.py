@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from .conftest import ACCOUNT
 from .redis_servers import RedisServer, free_port
+from .tools import stderr_of
 
 pytestmark = pytest.mark.real_redis
 
@@ -64,7 +65,7 @@ class Server:
             if len(listening) >= count:
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(self.process.stderr.read().decode())  # type: ignore[union-attr]
+                raise RuntimeError(stderr_of(self.process))
             time.sleep(0.05)
         raise RuntimeError(f"fewer than {count} processes listen: {self.lines}")
 
@@ -96,7 +97,7 @@ def start(env: dict[str, str]) -> Server:
     deadline = time.monotonic() + 30.0
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode())  # type: ignore[union-attr]
+            raise RuntimeError(stderr_of(process))
         if _answers(port):
             return server
         time.sleep(0.05)
