@@ -88,40 +88,66 @@ local function rank_of_cursor(key, inclusive)
   return low
 end
 
-local function read_scored(key)
-  local reply
-  if descending then
-    local card = redis.call('ZCARD', key)
-    local stop = card
-    if after ~= '' then stop = rank_of_cursor(key, false) end
-    if stop == 0 then return {}, {} end
-    reply = redis.call('ZREVRANGE', key, card - stop, card - stop + want - 1,
-                       'WITHSCORES')
-  else
-    local start = 0
-    if after ~= '' then start = rank_of_cursor(key, true) end
-    reply = redis.call('ZRANGE', key, start, start + want - 1, 'WITHSCORES')
+-- Each set wanted is a source read in chunks from where the page starts.
+-- With one source, one read of `want` names is the page. With several, each
+-- first reads about its share of the page (by its size), plus two, and
+-- reads more only when the merge uses up what it read: far fewer members
+-- are read, and converted into Lua, than `want` from every set.
+local sources = {}
+local total = 0
+for i = 3, #KEYS do
+  local key = KEYS[i]
+  local card = redis.call('ZCARD', key)
+  local source = {key = key, names = {}, scores = {}, at = 1, done = false}
+  if card > 0 and by_score then
+    if descending then
+      -- Reads go by reverse rank, from just below the cursor.
+      local stop = card
+      if after ~= '' then stop = rank_of_cursor(key, false) end
+      source.position, card = card - stop, stop
+    else
+      source.position = 0
+      if after ~= '' then source.position = rank_of_cursor(key, true) end
+      card = card - source.position
+    end
+  elseif card > 0 then
+    source.bound = descending and '+' or '-'
+    if after ~= '' then source.bound = '(' .. after end
   end
-  local names, scores = {}, {}
-  for i = 1, #reply, 2 do
-    names[#names + 1] = reply[i]
-    scores[#scores + 1] = tonumber(reply[i + 1])
+  if card > 0 then
+    source.card = card
+    total = total + card
+    sources[#sources + 1] = source
   end
-  return names, scores
 end
 
-local function read_named(key)
-  local names
-  if descending then
-    local top = '+'
-    if after ~= '' then top = '(' .. after end
-    names = redis.call('ZREVRANGEBYLEX', key, top, '-', 'LIMIT', 0, want)
+local merging = #sources > 1
+local function fill(source, count)
+  local key, names, scores = source.key, {}, {}
+  if by_score then
+    local first_rank, last_rank = source.position, source.position + count - 1
+    local command = descending and 'ZREVRANGE' or 'ZRANGE'
+    if merging then
+      local reply = redis.call(command, key, first_rank, last_rank, 'WITHSCORES')
+      for i = 1, #reply, 2 do
+        names[#names + 1] = reply[i]
+        scores[#scores + 1] = tonumber(reply[i + 1])
+      end
+    else
+      names = redis.call(command, key, first_rank, last_rank)
+    end
+    source.position = source.position + #names
   else
-    local bottom = '-'
-    if after ~= '' then bottom = '(' .. after end
-    names = redis.call('ZRANGEBYLEX', key, bottom, '+', 'LIMIT', 0, want)
+    if descending then
+      names = redis.call('ZREVRANGEBYLEX', key, source.bound, '-',
+                         'LIMIT', 0, count)
+    else
+      names = redis.call('ZRANGEBYLEX', key, source.bound, '+', 'LIMIT', 0, count)
+    end
+    if #names > 0 then source.bound = '(' .. names[#names] end
   end
-  return names, {}
+  source.names, source.scores, source.at = names, scores, 1
+  source.done = #names < count
 end
 
 -- Whether candidate (name a, score sa) comes before (b, sb) in the page order.
@@ -134,35 +160,31 @@ local function first(a, sa, b, sb)
   return bytes_before(a, b)
 end
 
-local lists, scores, heads = {}, {}, {}
-for i = 3, #KEYS do
-  local names, values
-  if by_score then names, values = read_scored(KEYS[i])
-  else names, values = read_named(KEYS[i]) end
-  if #names > 0 then
-    lists[#lists + 1] = names
-    scores[#scores + 1] = values
-    heads[#heads + 1] = 1
-  end
-end
-
 local page = {}
-if #lists == 1 then
-  page = lists[1]
-else
+if #sources == 1 then
+  fill(sources[1], want)
+  page = sources[1].names
+elseif merging then
+  for _, source in ipairs(sources) do
+    fill(source, math.min(want, math.floor(want * source.card / total) + 2))
+  end
   while #page < want do
-    local best = nil
-    for i = 1, #lists do
-      local at = heads[i]
-      local name = lists[i][at]
-      if name and (best == nil or first(name, scores[i][at],
-          lists[best][heads[best]], scores[best][heads[best]])) then
-        best = i
+    local best, best_name, best_score = nil, nil, nil
+    for _, source in ipairs(sources) do
+      if source.at > #source.names and not source.done then
+        fill(source, want - #page)
+      end
+      local name = source.names[source.at]
+      if name then
+        local score = source.scores[source.at]
+        if best == nil or first(name, score, best_name, best_score) then
+          best, best_name, best_score = source, name, score
+        end
       end
     end
     if best == nil then break end
-    page[#page + 1] = lists[best][heads[best]]
-    heads[best] = heads[best] + 1
+    page[#page + 1] = best_name
+    best.at = best.at + 1
   end
 end
 

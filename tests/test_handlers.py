@@ -369,3 +369,27 @@ async def test_every_response_carries_a_fresh_request_id(api, tuning_job):
     response = await api.client.get("/nowhere")
     ids.add(response.headers["x-amzn-RequestId"])
     assert len(ids) == 4
+
+
+@pytest.mark.parametrize("order", ["Ascending", "Descending"])
+@pytest.mark.parametrize("sort_by", [None, "FinalObjectiveMetricValue"])
+async def test_a_page_drawn_from_one_status_past_its_share(
+    api, tuning_job, order, sort_by
+):
+    # Half the jobs are Completed, half Failed, and every Completed one sorts
+    # before every Failed one: a page of 40 across statuses must keep reading
+    # Completed jobs past the share of the page their count suggests.
+    await tuning_job()
+    completed = [job(f"c{i:02d}", "Completed", float(i)) for i in range(25)]
+    failed = [job(f"f{i:02d}", "Failed", 100.0 + i) for i in range(25)]
+    await put(api, completed + failed)
+    query = {"SortOrder": order}
+    if sort_by:
+        query["SortBy"] = sort_by
+
+    found, pages = await walk(api, page_size=40, **query)
+
+    expected = names(completed + failed)
+    if order == "Descending":
+        expected.reverse()
+    assert (names(found), pages) == (expected, 2)
