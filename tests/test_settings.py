@@ -9,6 +9,8 @@ import pytest
 
 from service import settings
 
+from .tools import beside_interpreter
+
 
 def test_defaults():
     loaded = settings.load([], environ={})
@@ -72,3 +74,19 @@ def test_bad_settings_end_the_process_with_one_line(argv, environ):
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("argv", [["--port", "abc"], ["model-path"]])
+def test_console_script_behaves_as_python_m_service(argv):
+    def run(command):
+        return subprocess.run(
+            [*command, *argv], capture_output=True, text=True, timeout=60
+        )
+
+    script = run([beside_interpreter("sagemakerhpo")])
+    module = run([sys.executable, "-m", "service"])
+
+    assert (script.returncode, script.stdout) == (module.returncode, module.stdout)
+    assert script.stderr.replace("sagemakerhpo", "") == module.stderr.replace(
+        "sagemakerhpo", ""
+    )
