@@ -26,7 +26,7 @@ from service import auth, guards, model
 from service import settings as settings_module
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT
-from .redis_servers import free_port
+from .tools import start_service
 
 KEY_ID = "AKIDHPOTEST0000000001"
 SECRET_KEY = "hpo-test-secret/K7MDENG+bPxRfiCYEXAMPLE"
@@ -515,19 +515,13 @@ def test_fault_injection_setting():
 
 async def test_a_running_server_reloads_keys_on_sighup(tmp_path):
     path = write_credentials(tmp_path / "keys.json", (KEY_ID, SECRET_KEY, ACCOUNT))
-    port = free_port()
-    environ = {
-        **os.environ,
-        "HPO_AUTH": "sigv4",
-        "HPO_CREDENTIALS_FILE": path,
-        "HPO_PORT": str(port),
-        "HPO_TOKEN_SECRET": "test",
-        "HPO_SHUTDOWN_GRACE_S": "0.1",
-    }
-    environ.pop("HPO_REDIS_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        env=environ,
+    server, port = start_service(
+        {
+            "HPO_AUTH": "sigv4",
+            "HPO_CREDENTIALS_FILE": path,
+            "HPO_SHUTDOWN_GRACE_S": "0.1",
+            "HPO_REDIS_URL": None,
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from typing import Any
@@ -21,8 +19,7 @@ from service.settings import Settings
 
 from .cluster import WholeClusterClient
 from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, make_settings
-from .redis_servers import free_port
-from .tools import stderr_of
+from .tools import start_service, stderr_of
 
 pytestmark = pytest.mark.real_redis
 
@@ -102,19 +99,12 @@ async def test_every_key_of_a_tuning_job_or_account_lives_on_one_slot(
 
 
 def test_server_serves_from_a_cluster_named_by_one_node(redis_cluster_url):
-    port = free_port()
-    env = {
-        **os.environ,
-        "HPO_PORT": str(port),
-        "HPO_REDIS_URL": redis_cluster_url,
-        "HPO_REDIS_CLUSTER": "1",
-        "HPO_TOKEN_SECRET": "test",
-        "HPO_SHUTDOWN_GRACE_S": "0.1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        env=env,
+    process, port = start_service(
+        {
+            "HPO_REDIS_URL": redis_cluster_url,
+            "HPO_REDIS_CLUSTER": "1",
+            "HPO_SHUTDOWN_GRACE_S": "0.1",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

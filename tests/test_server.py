@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from .conftest import ACCOUNT
 from .redis_servers import RedisServer, free_port
-from .tools import stderr_of
+from .tools import start_service, stderr_of
 
 pytestmark = pytest.mark.real_redis
 
@@ -78,18 +78,8 @@ class Server:
 
 def start(env: dict[str, str]) -> Server:
     """Start the server and wait until it answers /healthz."""
-    port = free_port()
-    full = {
-        **os.environ,
-        "HPO_PORT": str(port),
-        "HPO_TOKEN_SECRET": "test",
-        "HPO_SHUTDOWN_GRACE_S": "0.2",
-        **env,
-    }
-    full.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service"],
-        env=full,
+    process, port = start_service(
+        {"HPO_SHUTDOWN_GRACE_S": "0.2", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

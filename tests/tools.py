@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from .redis_servers import free_port
 
 
 def beside_interpreter(name: str) -> str:
@@ -22,3 +25,26 @@ def stderr_of(process: subprocess.Popen) -> str:
     assert process.stderr is not None, "the process was started without a pipe"
     written = process.stderr.read()
     return written.decode() if isinstance(written, bytes) else written
+
+
+def start_service(
+    env: dict[str, str | None], *, stdout: int, stderr: int
+) -> tuple[subprocess.Popen, int]:
+    """`python -m service` on a free loopback port: the process and its port.
+
+    `env` goes over this process's environment; a None value removes the
+    variable. The metrics directory of a test run is never inherited.
+    """
+    port = free_port()
+    full: dict[str, str | None] = {
+        **os.environ,
+        "HPO_PORT": str(port),
+        "HPO_TOKEN_SECRET": "test",
+        "PROMETHEUS_MULTIPROC_DIR": None,
+        **env,
+    }
+    chosen = {name: value for name, value in full.items() if value is not None}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], env=chosen, stdout=stdout, stderr=stderr
+    )
+    return process, port
