@@ -76,7 +76,7 @@ def test_bad_settings_end_the_process_with_one_line(argv, environ):
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("argv", [["--port", "abc"], ["model-path"]])
+@pytest.mark.parametrize("argv", [["--port", "abc"], ["--help"]])
 def test_console_script_behaves_as_python_m_service(argv):
     def run(command):
         return subprocess.run(
