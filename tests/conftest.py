@@ -113,23 +113,29 @@ async def api(aiohttp_client: Any, app_factory: Any) -> Api:
     return Api(await aiohttp_client(app_factory()))
 
 
+async def create_tuning_job(
+    api: Api,
+    name: str = "tj",
+    account: str = ACCOUNT,
+    metric: str = "accuracy",
+    objective: str = "Maximize",
+) -> str:
+    """Create a tuning job through the API and return its name."""
+    await api.ok(
+        "CreateTuningJob",
+        AwsAccountId=account,
+        TuningJobName=name,
+        ObjectiveMetricName=metric,
+        ObjectiveType=objective,
+    )
+    return name
+
+
 @pytest.fixture
 def tuning_job(api: Api):
     """Create a tuning job (Maximize 'accuracy' unless told) and return its name."""
 
-    async def create(
-        name: str = "tj",
-        account: str = ACCOUNT,
-        metric: str = "accuracy",
-        objective: str = "Maximize",
-    ) -> str:
-        await api.ok(
-            "CreateTuningJob",
-            AwsAccountId=account,
-            TuningJobName=name,
-            ObjectiveMetricName=metric,
-            ObjectiveType=objective,
-        )
-        return name
+    async def create(**options: Any) -> str:
+        return await create_tuning_job(api, **options)
 
     return create

@@ -18,7 +18,7 @@ from service.app import create_app, open_redis
 from service.settings import Settings
 
 from .cluster import WholeClusterClient
-from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, make_settings
+from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, create_tuning_job, make_settings
 from .tools import start_service, stderr_of
 
 pytestmark = pytest.mark.real_redis
@@ -65,13 +65,7 @@ async def test_every_key_of_a_tuning_job_or_account_lives_on_one_slot(
     statuses = ["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
     for account in (ACCOUNT, OTHER_ACCOUNT):
         for name in ("a", "b", "c", "d"):
-            await api.ok(
-                "CreateTuningJob",
-                AwsAccountId=account,
-                TuningJobName=name,
-                ObjectiveMetricName="m",
-                ObjectiveType="Minimize",
-            )
+            await create_tuning_job(api, name, account, "m", "Minimize")
             jobs = [
                 {"TrainingJobName": f"j{i}", "TrainingJobStatus": status,
                  "FinalObjectiveMetricValue": float(i)}

@@ -8,7 +8,7 @@ import pytest
 
 from service.app import create_app
 
-from .conftest import ACCOUNT, Api, make_settings
+from .conftest import ACCOUNT, Api, create_tuning_job, make_settings
 from .redis_servers import RedisServer
 
 pytestmark = pytest.mark.real_redis
@@ -36,13 +36,7 @@ async def write_and_kill(aiohttp_client, server: RedisServer) -> Api:
     settings = make_settings(redis_url=server.url, fault_injection=True)
     api = Api(await aiohttp_client(create_app(settings)))
     for name in ("first", "second"):
-        await api.ok(
-            "CreateTuningJob",
-            AwsAccountId=ACCOUNT,
-            TuningJobName=name,
-            ObjectiveMetricName="accuracy",
-            ObjectiveType="Maximize",
-        )
+        await create_tuning_job(api, name)
     jobs = [
         {
             "TrainingJobName": f"j{i:03d}",

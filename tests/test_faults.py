@@ -16,7 +16,7 @@ from service import guards, observability
 from service.app import create_app, open_redis
 from service.keys import STORAGE
 
-from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, make_settings
+from .conftest import ACCOUNT, OTHER_ACCOUNT, Api, create_tuning_job, make_settings
 from .redis_servers import free_port
 
 LIST = "ListTrainingJobsForTuningJob"
@@ -44,13 +44,7 @@ async def faulty(aiohttp_client, faulty_app, tuning_job_factory) -> Api:
 @pytest.fixture
 def tuning_job_factory():
     async def create(api: Api, account: str = ACCOUNT) -> None:
-        await api.ok(
-            "CreateTuningJob",
-            AwsAccountId=account,
-            TuningJobName="tj",
-            ObjectiveMetricName="accuracy",
-            ObjectiveType="Maximize",
-        )
+        await create_tuning_job(api, account=account)
 
     return create
 

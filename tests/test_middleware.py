@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from service.app import create_app
 
-from .conftest import ACCOUNT, Api, make_settings
+from .conftest import ACCOUNT, Api, create_tuning_job, make_settings
 from .redis_servers import free_port
 
 LIST = "ListTrainingJobsForTuningJob"
@@ -67,13 +67,7 @@ async def test_oversized_body_is_413_and_writes_nothing(
     aiohttp_client, app_factory, redis
 ):
     api = Api(await aiohttp_client(app_factory(max_body_bytes=1024)))
-    await api.ok(
-        "CreateTuningJob",
-        AwsAccountId=ACCOUNT,
-        TuningJobName="tj",
-        ObjectiveMetricName="m",
-        ObjectiveType="Minimize",
-    )
+    await create_tuning_job(api)
     keys_before = await redis.dbsize()
     jobs = [
         {"TrainingJobName": f"job-{i}", "TrainingJobStatus": "Completed"}

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from service.app import create_app
 
-from .conftest import ACCOUNT, Api, make_settings
+from .conftest import ACCOUNT, Api, create_tuning_job, make_settings
 
 STATUSES = ["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
 METRIC = "FinalObjectiveMetricValue"
@@ -108,13 +108,7 @@ def _placement(item: dict) -> tuple:
 
 
 async def _create(api: Api) -> None:
-    await api.ok(
-        "CreateTuningJob",
-        AwsAccountId=ACCOUNT,
-        TuningJobName="tj",
-        ObjectiveMetricName="m",
-        ObjectiveType="Minimize",
-    )
+    await create_tuning_job(api, metric="m", objective="Minimize")
 
 
 async def _put(api: Api, model: Model, batch: list[dict]) -> None:
