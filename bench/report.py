@@ -56,25 +56,23 @@ def targets(plan: Plan, results: Results) -> list[Target]:
 
 def _flat(plan: Plan, results: Results) -> Target:
     small, large = plan.sizes[0], plan.sizes[-1]
-    factors = {
-        query: ratio(
-            results.median(("service", query, large), "p99_ms"),
-            results.median(("service", query, small), "p99_ms"),
-        )
-        for query in FLAT_QUERIES
-    }
+
+    def growth(measure: str) -> dict[str, float]:
+        """Per query, `measure` at the largest size over the smallest."""
+        return {
+            query: ratio(
+                results.median(("service", query, large), measure),
+                results.median(("service", query, small), measure),
+            )
+            for query in FLAT_QUERIES
+        }
+
+    factors = growth("p99_ms")
     shown = ", ".join(f"({q}) {f:.2f}x" for q, f in factors.items())
     met = all(f <= FLAT_P99_FACTOR for f in factors.values())
     reason = f"p99 at {large:,} over p99 at {small:,}: {shown}"
     if not met:
-        medians = {
-            query: ratio(
-                results.median(("service", query, large), "p50_ms"),
-                results.median(("service", query, small), "p50_ms"),
-            )
-            for query in FLAT_QUERIES
-        }
-        p50 = ", ".join(f"({q}) {f:.2f}x" for q, f in medians.items())
+        p50 = ", ".join(f"({q}) {f:.2f}x" for q, f in growth("p50_ms").items())
         reason += (
             f"; the medians (p50) move {p50}: at {plan.connections} connections "
             "on a shared machine the tail is mostly time spent queued behind "
