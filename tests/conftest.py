@@ -135,7 +135,7 @@ async def create_tuning_job(
 def tuning_job(api: Api):
     """Create a tuning job (Maximize 'accuracy' unless told) and return its name."""
 
-    async def create(**options: Any) -> str:
-        return await create_tuning_job(api, **options)
+    async def create(*args: Any, **options: Any) -> str:
+        return await create_tuning_job(api, *args, **options)
 
     return create
